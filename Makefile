@@ -1,0 +1,33 @@
+# Two commands do all the set-up on a fresh machine with Python 3.11+ and git:
+#   make repro   create .venv, install the project, run the DVC pipeline on the data in data/
+#   make test    the same set-up and pipeline, then the whole test suite
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup repro test test-fast bench clean-venv
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, this is " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+repro: $(STAMP)
+	$(BIN)/dvc repro
+
+test: repro
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m 'not slow'
+
+bench: repro
+	$(BIN)/python benchmarks/predict_throughput.py
+
+clean-venv:
+	rm -rf $(VENV)

@@ -1,0 +1,263 @@
+"""The project's one typed configuration: ``configs/params.yaml`` loaded into frozen, validated dataclasses.
+
+Every stage reads its slice from here; ``dvc.yaml`` reads the same file through ``vars:``, so a path is
+said once. A missing, unknown or mistyped key is a :class:`UserError` naming the key.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from pipeline.errors import UserError
+
+DEFAULT_PARAMS = Path("configs/params.yaml")
+
+
+@dataclass(frozen=True)
+class Paths:
+    labeled: str
+    background: str
+    user_dict: str
+    lexicon: str
+    prepared: str
+    segmented: str
+    featurizer: str
+    model: str
+    model_card: str
+    jieba_cache: str
+    reports: str
+    data_summary: str
+    features_report: str
+    metrics: str
+    plots: str
+    errors: str
+    top_features: str
+    test_predictions: str
+    report_html: str
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    text_column: str
+    kind_column: str
+    # Kinds whose name starts with a key must carry exactly these label values.
+    kind_rules: dict[str, dict[str, int]]
+    max_chars: int
+    near_duplicate_threshold: float
+
+
+@dataclass(frozen=True)
+class NormalizeConfig:
+    t2s: bool
+    lowercase: bool
+    urls: Literal["token", "drop", "keep"]
+    mentions: Literal["token", "drop", "keep"]
+    reposts: Literal["token", "drop", "keep"]
+    hashtags: Literal["text", "drop", "keep"]
+    emoji: Literal["text", "drop", "keep"]
+    max_repeat: int
+    join_cjk_spaces: bool
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    test_size: float
+    val_size: float
+    seed: int
+
+
+@dataclass(frozen=True)
+class BackgroundConfig:
+    use: bool
+    train_share: float
+    val_share: float
+    weight: float
+    max_rows: int | None
+    seed: int
+
+
+@dataclass(frozen=True)
+class SegmentConfig:
+    backend: Literal["jieba", "rjieba"]
+    hmm: bool
+
+
+@dataclass(frozen=True)
+class FeaturesConfig:
+    word_ngrams: tuple[int, int]
+    char_ngrams: tuple[int, int]
+    min_df: int
+    max_df: float
+    max_char_features: int | None
+    sublinear_tf: bool
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    C: float
+    class_weight: Literal["balanced"] | None
+    calibration: Literal["sigmoid", "isotonic"]
+    calibration_folds: int
+    max_iter: int
+    seed: int
+
+
+@dataclass(frozen=True)
+class ThresholdConfig:
+    rule: Literal["max_f1", "min_precision", "fixed"]
+    min_precision: float
+    fixed: float
+    max_background_far: float | None
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    bootstrap: int
+    confidence: float
+    seed: int
+    n_errors: int
+    n_top_features: int
+
+
+@dataclass(frozen=True)
+class Params:
+    labels: tuple[str, ...]
+    paths: Paths
+    data: DataConfig
+    normalize: NormalizeConfig
+    split: SplitConfig
+    background: BackgroundConfig
+    segment: SegmentConfig
+    features: FeaturesConfig
+    train: TrainConfig
+    thresholds: ThresholdConfig
+    evaluate: EvaluateConfig
+    source: Path = field(default=DEFAULT_PARAMS, compare=False)
+
+    def __post_init__(self) -> None:
+        if not self.labels:
+            raise UserError(f"{self.source}: 'labels' must name at least one label")
+        if len(set(self.labels)) != len(self.labels):
+            raise UserError(f"{self.source}: 'labels' lists a label twice: {list(self.labels)}")
+        for name in self.labels:
+            if not name.isidentifier():
+                raise UserError(f"{self.source}: label {name!r} must be a plain identifier (letters, digits, _)")
+        split = self.split
+        if not (0 < split.test_size < 1 and 0 < split.val_size < 1 and split.test_size + split.val_size < 1):
+            raise UserError(f"{self.source}: split.test_size and split.val_size must be in (0, 1) and sum below 1")
+        bg = self.background
+        if not (0 <= bg.train_share and 0 <= bg.val_share and bg.train_share + bg.val_share < 1):
+            raise UserError(f"{self.source}: background.train_share + background.val_share must be below 1")
+        for name, (low, high) in (("features.word_ngrams", self.features.word_ngrams),
+                                  ("features.char_ngrams", self.features.char_ngrams)):
+            if not 1 <= low <= high:
+                raise UserError(f"{self.source}: {name} must be [low, high] with 1 <= low <= high")
+        if self.features.char_ngrams[1] > 3:
+            raise UserError(f"{self.source}: features.char_ngrams goes up to 3 at most")
+        model = Path(self.paths.model)
+        if Path(self.paths.model_card) != model.with_name(f"{model.stem}_card.json"):
+            raise UserError(f"{self.source}: paths.model_card must be {model.with_name(model.stem + '_card.json')} "
+                            "(the card sits beside its model)")
+        if self.train.C <= 0:
+            raise UserError(f"{self.source}: train.C must be positive")
+
+    def root_path(self, relative: str) -> Path:
+        """A path from the config, resolved against the folder holding ``configs/``."""
+        return (self.source.resolve().parent.parent / relative).resolve()
+
+
+def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
+    """Read and validate the params file; raise UserError on any problem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"config file not found: {path}") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise UserError(f"cannot read config file {path}: {err}") from None
+    except yaml.YAMLError as err:
+        where = getattr(err, "problem_mark", None)
+        line = f" (line {where.line + 1})" if where else ""
+        raise UserError(f"config file {path} is not valid YAML{line}") from None
+    if not isinstance(raw, dict):
+        raise UserError(f"config file {path} must hold a mapping of sections")
+    params = _build(Params, {k: v for k, v in raw.items()}, f"{path}", extra={"source": path})
+    return params
+
+
+def _build(cls: type, raw: Any, where: str, extra: dict[str, Any] | None = None) -> Any:
+    if not isinstance(raw, dict):
+        raise UserError(f"{where}: expected a mapping, got {type(raw).__name__}")
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init and f.name not in (extra or {})}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise UserError(f"{where}: unknown key {unknown[0]!r} (expected one of: {', '.join(fields)})")
+    missing = [name for name in fields if name not in raw]
+    if missing:
+        raise UserError(f"{where}: missing key {missing[0]!r}")
+    hints = typing.get_type_hints(cls)
+    values = {name: _coerce(hints[name], raw[name], f"{where}: {name}") for name in fields}
+    return cls(**values, **(extra or {}))
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    args = typing.get_args(hint)
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, where)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        inner = [a for a in args if a is not type(None)]
+        errors = []
+        for candidate in inner:
+            try:
+                return _coerce(candidate, value, where)
+            except UserError as err:
+                errors.append(str(err))
+        raise UserError(errors[0])
+    if origin is Literal:
+        if value not in args:
+            raise UserError(f"{where} must be one of {list(args)}, got {value!r}")
+        return value
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise UserError(f"{where} must be a list, got {value!r}")
+        if args and args[-1] is Ellipsis:
+            return tuple(_coerce(args[0], v, where) for v in value)
+        if len(value) != len(args):
+            raise UserError(f"{where} must be a list of {len(args)} values, got {value!r}")
+        return tuple(_coerce(a, v, where) for a, v in zip(args, value, strict=True))
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise UserError(f"{where} must be a mapping, got {value!r}")
+        key_type, value_type = args
+        return {_coerce(key_type, k, where): _coerce(value_type, v, f"{where}.{k}") for k, v in value.items()}
+    if hint is bool:
+        if not isinstance(value, bool):
+            raise UserError(f"{where} must be true or false, got {value!r}")
+        return value
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise UserError(f"{where} must be a whole number, got {value!r}")
+        return value
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise UserError(f"{where} must be a number, got {value!r}")
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise UserError(f"{where} must be a string, got {value!r}")
+        return value
+    if hint is type(None):
+        if value is not None:
+            raise UserError(f"{where} must be null, got {value!r}")
+        return None
+    raise TypeError(f"unsupported config type {hint!r} at {where}")

@@ -1,0 +1,166 @@
+"""Stage ``evaluate``: score the held-out test split and background posts with the saved model and the keyword
+baseline, and write metrics, plot data, errors and the model's most telling features.
+
+The test posts go through the saved pipeline from raw text, exactly as ``predict`` runs it.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.calibration import calibration_curve
+from sklearn.metrics import precision_recall_curve
+
+from pipeline import io
+from pipeline.config import Params, load_params
+from pipeline.lexicon import keyword_scores, read_lexicon
+from pipeline.metrics import bootstrap_prf, counts, prf, ranking_scores, wilson_interval
+from pipeline.model import Model, load_model
+
+log = logging.getLogger(__name__)
+
+RECALL_GRID = np.round(np.linspace(0, 1, 101), 2)
+THRESHOLD_GRID = np.round(np.arange(0.05, 1.0, 0.05), 2)
+
+
+def decision_scores(y, score, threshold: float, background_score, params: Params, with_brier: bool) -> dict:
+    """Every figure of one method (model or keyword baseline) for one label, at its decision threshold."""
+    cfg = params.evaluate
+    decision = score >= threshold
+    out: dict = {**prf(y, decision)}
+    intervals = bootstrap_prf(y, decision, cfg.bootstrap, cfg.confidence, cfg.seed)
+    for name, (low, high) in intervals.items():
+        out[f"{name}_lo"], out[f"{name}_hi"] = low, high
+    ranking = ranking_scores(y, score)
+    out.update(pr_auc=ranking["pr_auc"], roc_auc=ranking["roc_auc"])
+    if with_brier:
+        out["brier"] = ranking["brier"]
+    out.update(counts(y, decision))
+    if background_score is None:
+        out.update(background_far=None, background_far_lo=None, background_far_hi=None, background_flags=None)
+    else:
+        flags = int((background_score >= threshold).sum())
+        low_high = wilson_interval(flags, len(background_score), cfg.confidence)
+        out.update(background_far=flags / len(background_score), background_far_lo=low_high[0],
+                   background_far_hi=low_high[1], background_flags=flags)
+    return out
+
+
+def interpolated_pr(y, score) -> np.ndarray:
+    """Precision at each recall of RECALL_GRID: the best precision reachable at that recall or more."""
+    if y.sum() == 0:
+        return np.zeros(len(RECALL_GRID))
+    precision, recall, _ = precision_recall_curve(y, score)
+    return np.array([precision[recall >= r].max() for r in RECALL_GRID])
+
+
+def threshold_table(y, score, background_score, chosen: float) -> pd.DataFrame:
+    """Precision, recall, F1 and expected flags per 10,000 background posts at a grid of thresholds."""
+    rows = []
+    for t in sorted({*THRESHOLD_GRID.tolist(), round(chosen, 4)}):
+        scores = prf(y, score >= t)
+        rows.append({"threshold": t, **{k: round(v, 4) for k, v in scores.items()},
+                     "flagged_share": round(float((score >= t).mean()), 4),
+                     "background_flags_per_10k": None if background_score is None
+                     else round(float((background_score >= t).mean() * 10_000), 1),
+                     "chosen": int(t == round(chosen, 4))})
+    return pd.DataFrame(rows)
+
+
+def top_features(model: Model, label: str, n: int) -> dict:
+    coef = model.coefficients(label)
+    names = model.feature_names()
+    order = np.argsort(coef)
+    pick = lambda idx: [{"feature": str(names[i]), "weight": round(float(coef[i]), 4)} for i in idx]  # noqa: E731
+    return {"positive": pick(order[::-1][:n]), "negative": pick(order[:n])}
+
+
+def error_rows(test: pd.DataFrame, proba: np.ndarray, model: Model, limit: int) -> pd.DataFrame:
+    """The test posts the model got wrong per label, the most confident mistakes first."""
+    frames = []
+    for j, label in enumerate(model.labels):
+        threshold = model.thresholds[label]
+        p = proba[:, j]
+        wrong = (p >= threshold) != (test[label].to_numpy() == 1)
+        part = test.loc[wrong, ["id", "kind", "text", label]].rename(columns={label: "gold"})
+        part.insert(0, "label", label)
+        part["prob"] = np.round(p[wrong], 4)
+        part["threshold"] = round(threshold, 4)
+        part["error"] = np.where(part["gold"] == 1, "false_negative", "false_positive")
+        part["confidence"] = np.where(part["gold"] == 1, 1 - part["prob"], part["prob"])
+        frames.append(part)
+    errors = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    errors = errors.sort_values("confidence", ascending=False, kind="stable").head(limit)
+    columns = ["label", "error", "prob", "threshold", "gold", "kind", "id", "text"]
+    return errors[columns]
+
+
+def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.DataFrame) -> dict:
+    labels = model.labels
+    lexicon = read_lexicon(params.root_path(params.paths.lexicon), labels)
+    proba = model.predict_proba(test["text"].tolist())
+    bg_proba = model.predict_proba(background["text"].tolist()) if len(background) else None
+    texts = test["text"].tolist()
+    plots = params.root_path(params.paths.plots)
+    metrics: dict = {}
+    predictions = test[["id", "kind", "text", *labels]].copy()
+    for j, label in enumerate(labels):
+        y = test[label].to_numpy()
+        score = proba[:, j]
+        keyword = keyword_scores(texts, lexicon[label])
+        bg_score = None if bg_proba is None else bg_proba[:, j]
+        bg_keyword = None if bg_proba is None else keyword_scores(background["text"].tolist(), lexicon[label])
+        threshold = model.thresholds[label]
+        metrics[label] = {
+            "threshold": round(threshold, 4), "support": int(y.sum()), "posts": int(len(y)),
+            "model": decision_scores(y, score, threshold, bg_score, params, with_brier=True),
+            "keyword": decision_scores(y, keyword, 1.0, bg_keyword, params, with_brier=False),
+        }
+        predictions[f"{label}_prob"] = score
+        predictions[f"{label}_keyword"] = keyword
+        io.write_csv(pd.DataFrame({"recall": RECALL_GRID, "model": interpolated_pr(y, score),
+                                   "keyword": interpolated_pr(y, keyword)}).round(4), plots / "pr" / f"{label}.csv")
+        io.write_csv(pd.DataFrame({"actual": y, "predicted": (score >= threshold).astype(int)}),
+                     plots / "confusion" / f"{label}.csv")
+        io.write_csv(threshold_table(y, score, bg_score, threshold), plots / "threshold" / f"{label}.csv")
+        observed, predicted = calibration_curve(y, score, n_bins=10, strategy="uniform")
+        io.write_csv(pd.DataFrame({"predicted": predicted, "observed": observed, "ideal": predicted}).round(4),
+                     plots / "calibration" / f"{label}.csv")
+    metrics["macro"] = {method: {name: float(np.mean([metrics[label][method][name] for label in labels]))
+                                 for name in ("precision", "recall", "f1")}
+                        for method in ("model", "keyword")}
+    metrics["background"] = ({"present": True, "posts": int(len(background))} if len(background)
+                             else {"present": False, "posts": 0,
+                                   "note": "not measured: the background corpus was absent or switched off"})
+    io.write_json(metrics, params.root_path(params.paths.metrics))
+    io.write_parquet(predictions, params.root_path(params.paths.test_predictions))
+    io.write_csv(error_rows(test, proba, model, params.evaluate.n_errors), params.root_path(params.paths.errors))
+    io.write_json({label: top_features(model, label, params.evaluate.n_top_features) for label in labels},
+                  params.root_path(params.paths.top_features))
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = io.stage_args("Evaluate the saved model on the test split and the background posts.", argv)
+    params = load_params(args.params)
+    model = load_model(params.root_path(params.paths.model))
+    prepared = params.root_path(params.paths.prepared)
+    labeled = io.read_table(Path(prepared) / "labeled.parquet")
+    background = io.read_table(Path(prepared) / "background.parquet")
+    metrics = evaluate(params, model, labeled[labeled["split"] == "test"].reset_index(drop=True),
+                       background[background["split"] == "test"].reset_index(drop=True))
+    for label in model.labels:
+        m, k = metrics[label]["model"], metrics[label]["keyword"]
+        far = "n/a" if m["background_far"] is None else f"{m['background_far']:.3%}"
+        log.info("%s: F1 %.3f [%.3f, %.3f] (keywords %.3f), background false alarms %s", label, m["f1"],
+                 m["f1_lo"], m["f1_hi"], k["f1"], far)
+
+
+if __name__ == "__main__":
+    from pipeline.errors import cli_entry
+    from pipeline.evaluate import main as stage_main  # the importable module, so pickled classes resolve on load
+
+    raise SystemExit(cli_entry(stage_main)())

@@ -1,0 +1,119 @@
+"""Reading and writing the project's files: atomic writes, Parquet/JSON tables, progress bars, stage arguments."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from pipeline.errors import UserError
+
+PREPARED_TABLES = ("labeled", "background")
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+# mkstemp creates files readable by the owner only; finished outputs get the usual permissions.
+FILE_MODE = 0o666 & ~_umask()
+
+
+def stage_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments every stage takes: only where the params file is."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--params", default="configs/params.yaml", help="the params file (default: %(default)s)")
+    return parser.parse_args(argv)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed over ``path``.
+
+    A reader sees the old file or the new one, never half of one, even if the writer is killed.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    tmp = Path(tmp_name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.chmod(tmp, FILE_MODE)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    with contextlib.suppress(OSError):
+        dir_fd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
+
+
+def write_text(text: str, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+def write_json(data: Any, path: str | Path) -> None:
+    write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n", path)
+
+
+def read_json(path: str | Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"file not found: {path}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"cannot read {path}: {err}") from None
+
+
+def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_parquet(tmp, index=False)
+
+
+def write_csv(frame: pd.DataFrame, path: str | Path) -> None:
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def read_table(path: str | Path) -> pd.DataFrame:
+    """Read a Parquet file written by an earlier stage; a missing one means that stage has not run."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"{path} is missing: run the earlier pipeline stages first (dvc repro)")
+    return pd.read_parquet(path)
+
+
+def sha256_file(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def progress(items: Iterable, desc: str, total: int | None = None, disable: bool | None = None):
+    """A progress bar on stderr, silent when stderr is not a terminal."""
+    from tqdm.auto import tqdm
+
+    if disable is None:
+        disable = not sys.stderr.isatty()
+    return tqdm(items, desc=desc, total=total, disable=disable, unit=" posts", file=sys.stderr,
+                dynamic_ncols=True, mininterval=0.5)

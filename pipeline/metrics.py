@@ -1,0 +1,136 @@
+"""Scores of a binary decision, threshold choice and bootstrap intervals: shared by train and evaluate."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_curve, roc_auc_score
+
+log = logging.getLogger(__name__)
+
+
+def counts(y: np.ndarray, decision: np.ndarray) -> dict[str, int]:
+    y, decision = np.asarray(y, dtype=bool), np.asarray(decision, dtype=bool)
+    return {"tp": int((y & decision).sum()), "fp": int((~y & decision).sum()),
+            "fn": int((y & ~decision).sum()), "tn": int((~y & ~decision).sum())}
+
+
+def prf(y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
+    """Precision, recall and F1 (0 where undefined, as scikit-learn's zero_division=0)."""
+    c = counts(y, decision)
+    precision = c["tp"] / (c["tp"] + c["fp"]) if c["tp"] + c["fp"] else 0.0
+    recall = c["tp"] / (c["tp"] + c["fn"]) if c["tp"] + c["fn"] else 0.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1}
+
+
+def ranking_scores(y: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
+    """PR-AUC (average precision), ROC-AUC and Brier score; None where one class is missing."""
+    y = np.asarray(y, dtype=int)
+    if y.min(initial=0) == y.max(initial=0):
+        return {"pr_auc": None, "roc_auc": None, "brier": float(brier_score_loss(y, score)) if len(y) else None}
+    return {"pr_auc": float(average_precision_score(y, score)), "roc_auc": float(roc_auc_score(y, score)),
+            "brier": float(brier_score_loss(y, np.clip(score, 0, 1)))}
+
+
+def bootstrap_prf(y: np.ndarray, decision: np.ndarray, resamples: int, confidence: float,
+                  seed: int) -> dict[str, list[float]]:
+    """Percentile bootstrap intervals for precision, recall and F1 (posts resampled with replacement)."""
+    y, decision = np.asarray(y, dtype=bool), np.asarray(decision, dtype=bool)
+    rng = np.random.default_rng(seed)
+    n = len(y)
+    if n == 0 or resamples <= 0:
+        return {}
+    idx = rng.integers(0, n, size=(resamples, n))
+    ys, ds = y[idx], decision[idx]
+    tp = (ys & ds).sum(axis=1)
+    fp = (~ys & ds).sum(axis=1)
+    fn = (ys & ~ds).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        precision = np.where(tp + fp > 0, tp / (tp + fp), 0.0)
+        recall = np.where(tp + fn > 0, tp / (tp + fn), 0.0)
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    alpha = (1 - confidence) / 2
+    return {name: [float(np.quantile(v, alpha)), float(np.quantile(v, 1 - alpha))]
+            for name, v in (("precision", precision), ("recall", recall), ("f1", f1))}
+
+
+def wilson_interval(successes: int, trials: int, confidence: float) -> list[float] | None:
+    """Wilson score interval of a proportion (used for false-alarm rates, which are often near 0)."""
+    if trials == 0:
+        return None
+    from scipy.stats import norm
+
+    z = float(norm.ppf(1 - (1 - confidence) / 2))
+    p = successes / trials
+    centre = (p + z * z / (2 * trials)) / (1 + z * z / trials)
+    half = z * np.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z * z / trials)
+    return [float(max(0.0, centre - half)), float(min(1.0, centre + half))]
+
+
+@dataclass(frozen=True)
+class ThresholdChoice:
+    threshold: float
+    precision: float
+    recall: float
+    f1: float
+    background_far: float | None
+
+
+def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | None, rule: str,
+                     min_precision: float = 0.9, fixed: float = 0.5,
+                     max_background_far: float | None = None) -> ThresholdChoice:
+    """Pick the decision threshold (flag when score >= threshold) on validation scores by the configured rule.
+
+    Only thresholds whose false-alarm rate on the background posts stays within ``max_background_far`` are
+    eligible. The threshold is placed halfway between the chosen score and the next lower score seen, so
+    that it does not sit exactly on one validation post.
+    """
+    y = np.asarray(y, dtype=int)
+    score = np.asarray(score, dtype=float)
+    background = None if background is None or len(background) == 0 else np.sort(np.asarray(background, float))
+
+    def far(t: float) -> float | None:
+        if background is None:
+            return None
+        return float((len(background) - np.searchsorted(background, t, side="left")) / len(background))
+
+    if rule == "fixed":
+        return _choice(y, score, fixed, far(fixed))
+    precision, recall, candidates = precision_recall_curve(y, score)
+    precision, recall = precision[:-1], recall[:-1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
+    eligible = np.ones(len(candidates), dtype=bool)
+    if background is not None and max_background_far is not None:
+        eligible = np.array([far(t) <= max_background_far for t in candidates])
+    if not eligible.any():
+        # Even the highest validation score flags too many background posts: flag only above all of them.
+        top = float(max(score.max(initial=0.0), background.max() if background is not None else 0.0))
+        threshold = min(1.0, np.nextafter(top, np.inf))
+        log.warning("no threshold meets max_background_far=%s; using %.4f", max_background_far, threshold)
+        return _choice(y, score, threshold, far(threshold))
+    if rule == "max_f1":
+        best = np.flatnonzero(eligible & (f1 == f1[eligible].max()))
+        pick = best[-1]  # among equal F1, the highest threshold (fewer flags)
+    elif rule == "min_precision":
+        reaching = np.flatnonzero(eligible & (precision >= min_precision))
+        if len(reaching):
+            pick = reaching[0]
+        else:
+            pick = np.flatnonzero(eligible)[np.argmax(precision[eligible])]
+            log.warning("no threshold reaches precision %.2f on validation; using the most precise one", min_precision)
+    else:
+        raise ValueError(f"unknown threshold rule {rule!r}")
+    chosen = float(candidates[pick])
+    seen = np.concatenate([score, background if background is not None else []])
+    below = seen[seen < chosen]
+    threshold = (chosen + float(below.max())) / 2 if len(below) else chosen
+    return _choice(y, score, threshold, far(threshold))
+
+
+def _choice(y: np.ndarray, score: np.ndarray, threshold: float, background_far: float | None) -> ThresholdChoice:
+    scores = prf(y, score >= threshold)
+    return ThresholdChoice(threshold=float(threshold), background_far=background_far, **scores)

@@ -1,0 +1,236 @@
+"""The trained model: one scikit-learn pipeline (raw text in, probabilities out) and its model card.
+
+``models/model.joblib`` holds the fitted ``Pipeline`` (normalise -> segment -> features -> classify);
+``models/model_card.json`` beside it records the labels, thresholds, the model file's SHA-256, library
+versions, data hashes, params and validation scores. :func:`load_model` checks the card before it loads
+anything, so a truncated, tampered or swapped model file is refused rather than run.
+
+Trust boundary: a joblib/pickle file runs code when loaded. Load only models this pipeline trained
+(the SHA-256 check guards against corruption and mix-ups, not against an attacker who rewrites the card).
+Models from someone else travel as ``.skops`` files (see ``pipeline.export``), which load only known types.
+"""
+
+from __future__ import annotations
+
+import io as _io
+import logging
+import os
+import platform
+import warnings
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+PACKAGE_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_MODEL = Path("models/model.joblib")
+CARD_FORMAT = 1
+# Libraries whose version is recorded in the card and compared when a model is loaded.
+VERSIONED = ("scikit-learn", "numpy", "scipy", "jieba", "rjieba", "opencc", "joblib", "pandas")
+
+
+def card_path(model_path: str | Path) -> Path:
+    """The card that belongs to a model file: ``model.joblib`` -> ``model_card.json``."""
+    model_path = Path(model_path)
+    return model_path.with_name(f"{model_path.stem}_card.json")
+
+
+def library_versions() -> dict[str, str | None]:
+    versions: dict[str, str | None] = {"python": platform.python_version()}
+    for name in VERSIONED:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            versions[name] = None
+    return versions
+
+
+def check_versions(recorded: dict[str, str | None], where: str) -> None:
+    """The version-skew rule: a different major version of scikit-learn, numpy or scipy is an error (pickles
+    of their objects do not carry across); any other difference in those or in the segmenters is a warning."""
+    current = library_versions()
+    for name in VERSIONED:
+        then, now = recorded.get(name), current.get(name)
+        if then is None or now is None or then == now:
+            continue
+        if name in ("scikit-learn", "numpy", "scipy") and then.split(".")[0] != now.split(".")[0]:
+            raise UserError(f"{where} was trained with {name} {then}, this environment has {now}: "
+                            f"install {name}=={then} or retrain (make repro)")
+        log.warning("%s was trained with %s %s, this environment has %s; predictions may differ slightly",
+                    where, name, then, now)
+
+
+@dataclass
+class Model:
+    """A loaded model: the fitted pipeline plus what its card says (labels, thresholds, validation rates)."""
+
+    pipeline: Any
+    card: dict
+    source: str = "model"
+    _coef: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.card["labels"])
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return {label: float(self.card["thresholds"][label]) for label in self.labels}
+
+    def features(self, texts) -> Any:
+        """The feature matrix of raw texts, through the same steps the pipeline runs."""
+        steps = self.pipeline.named_steps
+        return steps["features"].transform(steps["segment"].transform(steps["normalize"].transform(texts)))
+
+    def proba_from_features(self, X) -> np.ndarray:
+        outputs = self.pipeline.named_steps["classify"].predict_proba(X)
+        return np.column_stack([p[:, 1] for p in outputs]) if len(outputs) else np.zeros((X.shape[0], 0))
+
+    def predict_proba(self, texts) -> np.ndarray:
+        """Probabilities, one column per label in :attr:`labels` order."""
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, len(self.labels)))
+        return self.proba_from_features(self.features(texts))
+
+    def scores(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0):
+        """A DataFrame with ``<label>_prob`` and ``<label>`` (0/1) per label, and ``<label>_why`` with explain."""
+        import pandas as pd
+
+        texts = list(texts)
+        X = self.features(texts) if texts else None
+        proba = self.proba_from_features(X) if texts else np.zeros((0, len(self.labels)))
+        cut = {**self.thresholds, **(thresholds or {})}
+        columns: dict[str, Any] = {}
+        for j, label in enumerate(self.labels):
+            columns[f"{label}_prob"] = np.round(proba[:, j], 6)
+            columns[label] = (proba[:, j] >= cut[label]).astype(int)
+            if explain:
+                columns[f"{label}_why"] = self.explain(X, label, explain) if texts else []
+        return pd.DataFrame(columns)
+
+    def predict(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0):
+        """Score posts: a DataFrame with ``text`` and the columns of :meth:`scores`, as the CLI writes them."""
+        texts = list(texts)
+        frame = self.scores(texts, thresholds=thresholds, explain=explain)
+        frame.insert(0, "text", texts)
+        return frame
+
+    def coefficients(self, label: str) -> np.ndarray:
+        """The label's linear weights, averaged over the calibrated cross-validation folds."""
+        if label not in self._coef:
+            j = self.labels.index(label)
+            calibrated = self.pipeline.named_steps["classify"].estimators_[j]
+            coefs = [c.estimator.coef_.ravel() for c in calibrated.calibrated_classifiers_]
+            self._coef[label] = np.mean(coefs, axis=0)
+        return self._coef[label]
+
+    def feature_names(self) -> np.ndarray:
+        if "_names" not in self._coef:
+            from pipeline.text import readable
+
+            names = self.pipeline.named_steps["features"].get_feature_names_out()
+            self._coef["_names"] = np.array([readable(n.split("__", 1)[1]) for n in names], dtype=object)
+        return self._coef["_names"]
+
+    def explain(self, X, label: str, k: int) -> list[str]:
+        """Per post, the k features that raised the label's score most, joined by ``|``."""
+        X = X.tocsr()
+        contrib = X.multiply(self.coefficients(label)).tocsr()
+        names = self.feature_names()
+        out = []
+        for i in range(contrib.shape[0]):
+            start, end = contrib.indptr[i], contrib.indptr[i + 1]
+            values, index = contrib.data[start:end], contrib.indices[start:end]
+            order = np.argsort(-values, kind="stable")
+            picked: list[str] = []
+            for o in order:
+                if values[o] <= 0 or len(picked) == k:
+                    break
+                name = names[index[o]]
+                if name not in picked:
+                    picked.append(name)
+            out.append("|".join(picked))
+        return out
+
+
+def load_model(path: str | Path | None = None) -> Model:
+    """Load and verify a model: a ``.joblib`` with its card beside it, or a self-contained ``.skops`` export.
+
+    Without a path: ``$WEIBO_SIGNALS_MODEL`` if set, else ``models/model.joblib`` in the current project
+    (the folder with ``dvc.yaml``) or in the checkout this package was installed from.
+    """
+    path = Path(path) if path is not None else _default_model_path()
+    if path.suffix == ".skops":
+        from pipeline.export import load_skops
+
+        return load_skops(path)
+    return _load_joblib(path)
+
+
+def _default_model_path() -> Path:
+    if os.environ.get("WEIBO_SIGNALS_MODEL"):
+        return Path(os.environ["WEIBO_SIGNALS_MODEL"])
+    local = Path.cwd() / DEFAULT_MODEL
+    if local.exists() or (Path.cwd() / "dvc.yaml").exists():
+        return local
+    return PACKAGE_ROOT / DEFAULT_MODEL
+
+
+def read_card(path: Path) -> dict:
+    import json
+
+    try:
+        card = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"model card {path} is missing: the model cannot be verified; retrain with make repro") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise UserError(f"model card {path} is unreadable ({err.__class__.__name__}); retrain with make repro") from None
+    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or "model" not in card:
+        raise UserError(f"model card {path} is not a card this version understands; retrain with make repro")
+    return card
+
+
+def _load_joblib(path: Path) -> Model:
+    import hashlib
+
+    import joblib
+
+    if not path.exists():
+        raise UserError(f"no trained model at {path}: run `make repro` first (or pass --model)")
+    cpath = card_path(path)
+    for attempt in (1, 2):
+        card = read_card(cpath)
+        try:
+            blob = path.read_bytes()
+        except OSError as err:
+            raise UserError(f"cannot read model {path}: {err.strerror}") from None
+        if hashlib.sha256(blob).hexdigest() == card["model"]["sha256"]:
+            break
+        if attempt == 1:
+            continue  # a concurrent `dvc repro` may have replaced the model between the two reads
+        raise UserError(f"model {path} does not match its card {cpath.name} (SHA-256 differs): the file is "
+                        "truncated, modified or from another run; retrain with make repro")
+    check_versions(card.get("versions", {}), str(path))
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
+        pipeline = joblib.load(_io.BytesIO(blob))
+    return _checked(Model(pipeline=pipeline, card=card, source=str(path)))
+
+
+def _checked(model: Model) -> Model:
+    from sklearn.pipeline import Pipeline
+
+    pipeline = model.pipeline
+    if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != ["normalize", "segment", "features", "classify"]:
+        raise UserError(f"{model.source} is not a model of this project (unexpected pipeline steps)")
+    n_outputs = len(pipeline.named_steps["classify"].estimators_)
+    if n_outputs != len(model.labels) or set(model.card["thresholds"]) != set(model.labels):
+        raise UserError(f"{model.source}: the card's labels do not match the model's outputs")
+    return model

@@ -1,0 +1,291 @@
+"""Stage ``prepare``: validate the labeled posts, normalise them, group near-duplicates and split.
+
+Outputs (``paths.prepared``): ``labeled.parquet`` (id, source, text, norm, kind, one column per label,
+group, split) and ``background.parquet`` (id, text, norm, split; empty when the background corpus is
+absent), plus ``reports/data_summary.json``.
+
+Every labeled row is accounted for: kept, dropped with a logged and counted reason (empty text, exact
+duplicate with the same labels), or rejected with an error naming the file and record.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold
+
+from pipeline import io
+from pipeline.config import Params, load_params
+from pipeline.errors import UserError
+from pipeline.text import Normalizer, has_traditional
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "val", "test")
+
+
+def make_normalizer(params: Params) -> Normalizer:
+    cfg = params.normalize
+    return Normalizer(t2s=cfg.t2s, lowercase=cfg.lowercase, urls=cfg.urls, mentions=cfg.mentions,
+                      reposts=cfg.reposts, hashtags=cfg.hashtags, emoji=cfg.emoji, max_repeat=cfg.max_repeat,
+                      join_cjk_spaces=cfg.join_cjk_spaces)
+
+
+def labeled_files(folder: Path) -> list[Path]:
+    if not folder.is_dir():
+        raise UserError(f"labeled data folder not found: {folder}")
+    files = sorted(p for p in folder.iterdir() if p.suffix.lower() == ".csv" and not p.name.startswith("."))
+    if not files:
+        raise UserError(f"no labeled CSV files in {folder}")
+    return files
+
+
+def read_labeled_file(path: Path, params: Params) -> pd.DataFrame:
+    """Read one labeled CSV and check its schema and label values; raise UserError naming the problem."""
+    text_col, kind_col = params.data.text_column, params.data.kind_column
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except UnicodeDecodeError as err:
+        raise UserError(f"{path}: not valid UTF-8 (byte {err.start}); save the file as UTF-8") from None
+    except pd.errors.EmptyDataError:
+        raise UserError(f"{path}: the file is empty") from None
+    except (pd.errors.ParserError, OSError) as err:
+        raise UserError(f"{path}: cannot parse as CSV: {str(err).strip().splitlines()[-1]}") from None
+    frame.columns = [c.strip().lstrip("\ufeff") for c in frame.columns]
+    missing = [c for c in (text_col, *params.labels) if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
+    if frame.empty:
+        raise UserError(f"{path}: has a header but no rows")
+    out = pd.DataFrame({
+        "id": frame["id"].str.strip() if "id" in frame.columns else "",
+        "source": [f"{path.name}#{i}" for i in range(1, len(frame) + 1)],
+        "text": frame[text_col],
+        "kind": frame[kind_col].str.strip() if kind_col in frame.columns else "unspecified",
+    })
+    for label in params.labels:
+        values = frame[label].str.strip()
+        bad = ~values.isin(["0", "1"])
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, got {frame[label].iloc[row]!r}")
+        out[label] = values.astype(int)
+    too_long = out["text"].str.len() > params.data.max_chars
+    if too_long.any():
+        row = int(np.flatnonzero(too_long.to_numpy())[0])
+        raise UserError(f"{path}: record {row + 1}: text longer than data.max_chars={params.data.max_chars}")
+    return out
+
+
+def check_kinds(frame: pd.DataFrame, params: Params) -> None:
+    """A kind named in ``data.kind_rules`` (by prefix) must carry exactly the rule's label values."""
+    for prefix, required in params.data.kind_rules.items():
+        unknown = [label for label in required if label not in params.labels]
+        if unknown:
+            raise UserError(f"data.kind_rules.{prefix} names unknown label {unknown[0]!r}")
+        rows = frame[frame["kind"].str.startswith(prefix)]
+        for label, value in required.items():
+            wrong = rows[rows[label] != value]
+            if not wrong.empty:
+                first = wrong.iloc[0]
+                raise UserError(f"{first['source']}: kind {first['kind']!r} must have {label}={value} "
+                                f"(data.kind_rules), got {first[label]}")
+
+
+def drop_unusable(frame: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, int]]:
+    """Drop empty posts and exact duplicates (same normalised text, same labels); conflicting duplicates fail."""
+    empty = frame["norm"].str.strip() == ""
+    for source in frame.loc[empty, "source"]:
+        log.warning("%s: empty post after normalisation, dropped", source)
+    frame = frame[~empty]
+    dup_mask = frame.duplicated("norm", keep=False)
+    conflicts = frame[dup_mask].groupby("norm")[list(labels)].nunique().max(axis=1) > 1
+    if conflicts.any():
+        norm = conflicts[conflicts].index[0]
+        sources = frame.loc[frame["norm"] == norm, "source"].tolist()
+        raise UserError(f"the same post has different labels in {' and '.join(sources)}")
+    duplicated = frame.duplicated("norm", keep="first")
+    for source in frame.loc[duplicated, "source"]:
+        log.warning("%s: exact duplicate of an earlier post, dropped", source)
+    return frame[~duplicated].copy(), {"empty": int(empty.sum()), "exact_duplicate": int(duplicated.sum())}
+
+
+def assign_ids(frame: pd.DataFrame) -> pd.Series:
+    """Given ids are kept (and must be unique); missing ones are a stable hash of the text."""
+    generated = frame["text"].map(lambda t: "p" + hashlib.sha1(t.encode("utf-8")).hexdigest()[:11])
+    ids = frame["id"].where(frame["id"] != "", generated)
+    dup = ids.duplicated(keep=False)
+    if dup.any():
+        raise UserError(f"duplicate id {ids[dup].iloc[0]!r} in {', '.join(frame.loc[dup, 'source'].head(2))}")
+    return ids
+
+
+def near_duplicate_groups(texts: list[str], threshold: float) -> np.ndarray:
+    """Group ids such that posts whose character 3-gram sets have Jaccard >= threshold share a group."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    vectorizer = CountVectorizer(analyzer="char", ngram_range=(3, 3), binary=True, lowercase=False)
+    try:
+        shingles = vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # every post shorter than three characters
+        return np.arange(n)
+    sizes = np.asarray(shingles.sum(axis=1)).ravel()
+    overlap = (shingles @ shingles.T).tocoo()
+    union = sizes[overlap.row] + sizes[overlap.col] - overlap.data
+    similar = (overlap.row != overlap.col) & (overlap.data >= threshold * np.maximum(union, 1))
+    from scipy.sparse import coo_matrix
+
+    graph = coo_matrix((np.ones(similar.sum()), (overlap.row[similar], overlap.col[similar])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def split_labeled(frame: pd.DataFrame, params: Params) -> pd.Series:
+    """Deterministic train/val/test split, stratified on the label combination, groups kept on one side."""
+    strata = frame[list(params.labels)].astype(str).agg("".join, axis=1).to_numpy()
+    groups = frame["group"].to_numpy()
+    split = np.full(len(frame), "train", dtype=object)
+    n_test = max(2, round(1 / params.split.test_size))
+    test_idx = _one_fold(strata, groups, n_test, params.split.seed)
+    split[test_idx] = "test"
+    rest = np.flatnonzero(split == "train")
+    n_val = max(2, round((1 - params.split.test_size) / params.split.val_size))
+    val_idx = _one_fold(strata[rest], groups[rest], n_val, params.split.seed + 1)
+    split[rest[val_idx]] = "val"
+    return pd.Series(split, index=frame.index)
+
+
+def _one_fold(strata: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    if len(np.unique(groups)) < n_splits:
+        raise UserError(f"too few labeled posts to split ({len(groups)}): add data or change split sizes")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, held_out = next(splitter.split(np.zeros(len(strata)), strata, groups))
+    return held_out
+
+
+def read_background(params: Params, normalizer: Normalizer) -> tuple[pd.DataFrame, dict]:
+    """The background posts with a deterministic split, or an empty table when absent or switched off."""
+    path = params.root_path(params.paths.background)
+    empty = pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str),
+                          "norm": pd.Series(dtype=str), "split": pd.Series(dtype=str)})
+    if not params.background.use:
+        return empty, {"present": False, "reason": "switched off (background.use: false)"}
+    if not path.is_file():
+        log.warning("background corpus not found at %s: training and evaluating without it", path)
+        return empty, {"present": False, "reason": f"not found at {params.paths.background}"}
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        raise UserError(f"background corpus {path}: cannot read it as UTF-8 CSV: {err}") from None
+    if "text" not in frame.columns:
+        raise UserError(f"background corpus {path}: missing column 'text'")
+    if "id" not in frame.columns:
+        frame["id"] = [f"bg-{i}" for i in range(1, len(frame) + 1)]
+    frame = frame[["id", "text"]]
+    rank = frame["id"].map(lambda i: _unit_hash(f"{params.background.seed}:{i}"))
+    if params.background.max_rows is not None and len(frame) > params.background.max_rows:
+        frame = frame.loc[rank.nsmallest(params.background.max_rows).index]
+        rank = rank.loc[frame.index]
+    cut_train = params.background.train_share
+    cut_val = cut_train + params.background.val_share
+    # A second hash decides the split, so max_rows does not change which split a kept post is in.
+    position = frame["id"].map(lambda i: _unit_hash(f"split:{params.background.seed}:{i}"))
+    frame = frame.assign(norm=normalizer.transform(io.progress(frame["text"], "normalise background")),
+                         split=np.where(position < cut_train, "train", np.where(position < cut_val, "val", "test")))
+    info = {"present": True, "path": params.paths.background, "sha256": io.sha256_file(path),
+            "rows": int(len(frame)), "per_split": frame["split"].value_counts().reindex(SPLITS, fill_value=0).to_dict()}
+    return frame.reset_index(drop=True), info
+
+
+def _unit_hash(key: str) -> float:
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def data_hash(files: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode("utf-8") + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def summarize(frame: pd.DataFrame, params: Params, files: list[Path], dropped: dict, raw_rows: int,
+              background: dict) -> dict:
+    labels = list(params.labels)
+    lengths = frame["text"].str.len()
+    by_kind = (frame.groupby("kind")[labels].agg(["count", "sum"]) if len(frame) else pd.DataFrame())
+    kinds = {kind: {"posts": int(by_kind.loc[kind, (labels[0], "count")]),
+                    **{label: int(by_kind.loc[kind, (label, "sum")]) for label in labels}}
+             for kind in by_kind.index}
+    per_split = {split: {"posts": int((frame["split"] == split).sum()),
+                         **{label: int(frame.loc[frame["split"] == split, label].sum()) for label in labels}}
+                 for split in SPLITS}
+    straddling = int((frame.groupby("group")["split"].nunique() > 1).sum())
+    all_labels = frame[labels].sum(axis=1) == len(labels)
+    hard_negative = frame["kind"].str.startswith("hard_neg")
+    return {
+        "files": {p.name: int(n) for p, n in zip(files, frame["source"].str.split("#").str[0].value_counts()
+                                                 .reindex([p.name for p in files], fill_value=0), strict=True)},
+        "data_sha256": data_hash(files),
+        "rows_read": raw_rows,
+        "rows_dropped": dropped,
+        "posts": int(len(frame)),
+        "labels": {label: int(frame[label].sum()) for label in labels},
+        "all_labels_positive": int(all_labels.sum()),
+        "no_label_positive": int((frame[labels].sum(axis=1) == 0).sum()),
+        "hard_negatives": int(hard_negative.sum()),
+        "ordinary": int(frame["kind"].str.startswith("ordinary").sum()),
+        "kinds": kinds,
+        "splits": per_split,
+        "length_chars": {"min": int(lengths.min()), "p10": int(lengths.quantile(0.1)),
+                         "median": int(lengths.median()), "p90": int(lengths.quantile(0.9)),
+                         "max": int(lengths.max()), "mean": round(float(lengths.mean()), 1)},
+        "traditional_share": round(float(frame["text"].map(has_traditional).mean()), 4),
+        "near_duplicate_groups": int((frame["group"].value_counts() > 1).sum()),
+        "posts_in_near_duplicate_groups": int(frame["group"].duplicated(keep=False).sum()),
+        "groups_straddling_splits": straddling,
+        "background": background,
+    }
+
+
+def prepare(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
+    files = labeled_files(params.root_path(params.paths.labeled))
+    frame = pd.concat([read_labeled_file(path, params) for path in files], ignore_index=True)
+    raw_rows = len(frame)
+    check_kinds(frame, params)
+    normalizer = make_normalizer(params).fit(None)
+    frame["norm"] = normalizer.transform(frame["text"])
+    frame, dropped = drop_unusable(frame, params.labels)
+    frame["id"] = assign_ids(frame)
+    frame["group"] = near_duplicate_groups(frame["norm"].tolist(), params.data.near_duplicate_threshold)
+    frame = frame.reset_index(drop=True)
+    frame["split"] = split_labeled(frame, params)
+    background, background_info = read_background(params, normalizer)
+    columns = ["id", "source", "text", "norm", "kind", *params.labels, "group", "split"]
+    summary = summarize(frame, params, files, dropped, raw_rows, background_info)
+    return frame[columns], background, summary
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = io.stage_args("Validate, normalise and split the labeled posts.", argv)
+    params = load_params(args.params)
+    labeled, background, summary = prepare(params)
+    out = params.root_path(params.paths.prepared)
+    io.write_parquet(labeled, out / "labeled.parquet")
+    io.write_parquet(background, out / "background.parquet")
+    io.write_json(summary, params.root_path(params.paths.data_summary))
+    log.info("%d labeled posts (%s), %d background posts", summary["posts"],
+             ", ".join(f"{k}={v}" for k, v in summary["labels"].items()), len(background))
+
+
+if __name__ == "__main__":
+    from pipeline.errors import cli_entry
+    from pipeline.prepare import main as stage_main  # the importable module, so pickled classes resolve on load
+
+    raise SystemExit(cli_entry(stage_main)())

@@ -1,0 +1,154 @@
+"""Normalising a Weibo post before segmentation, inside the saved model so train and predict agree.
+
+Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tested in tests/test_text.py):
+
+* Unicode NFKC (full-width letters and digits to ASCII), then control, format (zero-width, bidi),
+  surrogate and private-use characters removed: they carry no meaning and are used to dodge filters.
+* Traditional to simplified characters with OpenCC ``t2s``; ASCII lower-cased.
+* URLs, @mentions, repost markers ``//@name:`` and reply markers ``回复@name:`` become one placeholder
+  symbol each (a private-use character, so jieba and the character n-grams both see one atomic unit).
+  The text a repost quotes is kept: a repost is labelled by the whole text shown.
+* ``#话题#``: the words are kept, the ``#`` marks dropped. ``[哈哈]`` emoji codes: the name is kept as words.
+* A character repeated more than ``max_repeat`` times is cut to ``max_repeat`` (哈哈哈哈哈, !!!!!!).
+* Whitespace between two CJK characters is removed (参 选 -> 参选); other runs of whitespace become one space.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import unicodedata
+from collections.abc import Iterable
+
+from sklearn.base import BaseEstimator, TransformerMixin
+
+# Placeholders: private-use characters, which real input can never contain (they are stripped first).
+URL = "\ue001"
+MENTION = "\ue002"
+REPOST = "\ue003"
+REPLY = "\ue004"
+PLACEHOLDER_NAMES = {URL: "<url>", MENTION: "<@>", REPOST: "<repost>", REPLY: "<reply>"}
+
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u115f\u1160\u17b4\u17b5\u180b-\u180f"
+                        r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
+                        r"\ud800-\udfff\ue000-\uf8ff]|[\U000e0000-\U000e0fff\U000f0000-\U0010ffff]")
+_SPACE = re.compile(r"[\s\u3000]+")
+_URL = re.compile(r"(?:https?://|www\.)[a-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
+_REPOST = re.compile(r"//\s*@[^\s:/@]{1,30}\s*:?")
+_REPLY = re.compile(r"回复\s*@[^\s:/@]{1,30}\s*:?")
+_MENTION = re.compile(r"@[\w\-·]{1,30}")
+_HASHTAG = re.compile(r"#([^#\n]{1,60})#")
+_EMOJI = re.compile(r"\[([\w\u4e00-\u9fff]{1,8})\]")
+_CJK = "\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+
+
+def _converter():
+    import opencc  # imported lazily: the model may be loaded where t2s is switched off
+
+    return opencc.OpenCC("t2s")
+
+
+class Normalizer(TransformerMixin, BaseEstimator):
+    """Stateless transformer: a sequence of raw posts in, a list of normalised strings out."""
+
+    def __init__(self, t2s: bool = True, lowercase: bool = True, urls: str = "token", mentions: str = "token",
+                 reposts: str = "token", hashtags: str = "text", emoji: str = "text", max_repeat: int = 3,
+                 join_cjk_spaces: bool = True):
+        self.t2s = t2s
+        self.lowercase = lowercase
+        self.urls = urls
+        self.mentions = mentions
+        self.reposts = reposts
+        self.hashtags = hashtags
+        self.emoji = emoji
+        self.max_repeat = max_repeat
+        self.join_cjk_spaces = join_cjk_spaces
+
+    def fit(self, X, y=None):
+        for name in ("urls", "mentions", "reposts"):
+            if getattr(self, name) not in ("token", "drop", "keep"):
+                raise ValueError(f"{name} must be token, drop or keep")
+        for name in ("hashtags", "emoji"):
+            if getattr(self, name) not in ("text", "drop", "keep"):
+                raise ValueError(f"{name} must be text, drop or keep")
+        if self.max_repeat < 1:
+            raise ValueError("max_repeat must be at least 1")
+        return self
+
+    def transform(self, X: Iterable[str]) -> list[str]:
+        return [self.normalize(text) for text in X]
+
+    def normalize(self, text: str) -> str:
+        """Normalise one post. Anything that is not a string (None, NaN) counts as an empty post."""
+        if not isinstance(text, str):
+            return ""
+        text = _INVISIBLE.sub("", text)
+        text = unicodedata.normalize("NFKC", text)
+        text = _INVISIBLE.sub("", text)  # NFKC can expose new format characters
+        if self.t2s and text:
+            text = self._t2s().convert(text)
+        if self.lowercase:
+            text = text.lower()
+        text = _replace(_URL, text, self.urls, URL)
+        text = _replace(_REPOST, text, self.reposts, REPOST)
+        text = _replace(_REPLY, text, self.mentions, REPLY)
+        text = _replace(_MENTION, text, self.mentions, MENTION)
+        if self.join_cjk_spaces:
+            # After mentions (a space ends a name), before hashtags and emoji (whose spaces must stay).
+            text = _CJK_SPACE.sub("", text)
+        if self.hashtags != "keep":
+            text = _HASHTAG.sub(" \\1 " if self.hashtags == "text" else " ", text)
+        if self.emoji != "keep":
+            text = _EMOJI.sub(" \\1 " if self.emoji == "text" else " ", text)
+        text = _repeats(self.max_repeat).sub("\\1" * self.max_repeat, text)
+        return _SPACE.sub(" ", text).strip()
+
+    def _t2s(self):
+        # The OpenCC converter is a C++ object that cannot be pickled: build it on first use, per process.
+        converter = self.__dict__.get("_converter")
+        if converter is None:
+            converter = self.__dict__["_converter"] = _converter()
+        return converter
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_converter", None)
+        return state
+
+
+@functools.lru_cache(maxsize=8)
+def _repeats(max_repeat: int) -> re.Pattern:
+    return re.compile(r"(.)\1{%d,}" % max_repeat, re.DOTALL)
+
+
+def _replace(pattern: re.Pattern, text: str, mode: str, placeholder: str) -> str:
+    if mode == "keep":
+        return text
+    return pattern.sub(f" {placeholder} " if mode == "token" else " ", text)
+
+
+def readable(text: str) -> str:
+    """Show placeholders as ``<url>``, ``<@>``, ``<repost>``, ``<reply>`` (for explanations and reports)."""
+    for symbol, name in PLACEHOLDER_NAMES.items():
+        text = text.replace(symbol, name)
+    return text
+
+
+def to_simplified(text: str) -> str:
+    """The text with traditional characters converted to simplified (OpenCC t2s)."""
+    return _shared_converter().convert(text) if text else text
+
+
+def has_traditional(text: str) -> bool:
+    """True when OpenCC's t2s would change the text: the post uses traditional characters."""
+    return isinstance(text, str) and bool(text) and to_simplified(text) != text
+
+
+_SHARED: list = []
+
+
+def _shared_converter():
+    if not _SHARED:
+        _SHARED.append(_converter())
+    return _SHARED[0]
