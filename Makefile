@@ -5,6 +5,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# DVC runs each stage's `python -m pipeline.<stage>` through the shell: it must find the venv's python.
+export PATH := $(abspath $(BIN)):$(PATH)
 
 .PHONY: setup repro test test-fast bench clean-venv
 

@@ -77,6 +77,8 @@ def char_ngram_codes(texts: Sequence[str], ngram_range: tuple[int, int]) -> tupl
             code = (code << _BITS) | nxt
         rows.append(doc_of[: len(points) - n + 1][valid])
         codes.append(code[valid])
+    if not rows:
+        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(rows), np.concatenate(codes)
 
 

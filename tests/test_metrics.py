@@ -1,0 +1,53 @@
+"""Threshold choice and intervals (pipeline/metrics.py)."""
+
+import numpy as np
+import pytest
+
+from pipeline.metrics import bootstrap_prf, choose_threshold, prf, wilson_interval
+
+Y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
+P = np.array([0.95, 0.9, 0.7, 0.4, 0.8, 0.3, 0.2, 0.1, 0.05, 0.02])
+
+
+def test_max_f1_picks_the_best_cut_between_two_scores():
+    choice = choose_threshold(Y, P, None, "max_f1")
+    assert 0.4 > choice.threshold > 0.3  # flags the four positives and one negative: F1 0.889
+    assert choice.f1 == pytest.approx(8 / 9)
+
+
+def test_min_precision_picks_the_lowest_threshold_reaching_it():
+    choice = choose_threshold(Y, P, None, "min_precision", min_precision=1.0)
+    assert choice.precision == 1.0 and choice.recall == 0.5
+    assert 0.9 > choice.threshold > 0.8
+
+
+def test_background_false_alarm_cap_excludes_low_thresholds():
+    background = np.array([0.35, 0.36, 0.37, 0.38, 0.39] + [0.0] * 95)
+    choice = choose_threshold(Y, P, background, "max_f1", max_background_far=0.01)
+    assert choice.background_far <= 0.01
+    assert choice.threshold > 0.39
+
+
+def test_fixed_threshold_is_kept():
+    assert choose_threshold(Y, P, None, "fixed", fixed=0.5).threshold == 0.5
+
+
+def test_prf_handles_no_flags():
+    assert prf(np.array([1, 0]), np.array([False, False])) == {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+
+
+def test_bootstrap_interval_contains_the_estimate():
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 300)
+    decision = np.where(rng.random(300) < 0.8, y, 1 - y).astype(bool)
+    point = prf(y, decision)
+    intervals = bootstrap_prf(y, decision, 500, 0.95, seed=1)
+    for name in ("precision", "recall", "f1"):
+        low, high = intervals[name]
+        assert low < point[name] < high
+        assert high - low < 0.2
+
+
+def test_wilson_interval_of_zero_is_not_degenerate():
+    low, high = wilson_interval(0, 1000, 0.95)
+    assert low == 0.0 and 0 < high < 0.005

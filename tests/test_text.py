@@ -1,0 +1,95 @@
+"""Normalisation decisions (pipeline/text.py): what is kept, dropped or replaced, and why it matters."""
+
+import pickle
+
+import pytest
+
+from pipeline.text import MENTION, REPLY, REPOST, URL, Normalizer, has_traditional, readable, to_simplified
+
+norm = Normalizer().normalize
+
+
+def test_traditional_becomes_simplified():
+    assert norm("又被國保約談了，說我參選人大代表") == "又被国保约谈了,说我参选人大代表"
+
+
+def test_full_width_letters_and_digits_become_ascii_and_lower_case():
+    assert norm("ＪＣ來了，ＡＢＣ１２３") == "jc来了,abc123"
+
+
+def test_urls_become_one_placeholder():
+    assert norm("看这个 http://t.cn/Rx3aB9k 太离谱") == f"看这个 {URL} 太离谱"
+    assert norm("https://weibo.com/1234/AbCd?from=page") == URL
+
+
+def test_repost_chain_marker_is_a_placeholder_and_the_quoted_text_stays():
+    # A repost is labelled by the whole text shown, so the quoted declaration must survive.
+    text = norm("支持！//@刘大海:我宣布参选区人大代表")
+    assert text == f"支持! {REPOST} 我宣布参选区人大代表"
+
+
+def test_mentions_and_replies_are_placeholders():
+    assert norm("回复@小鱼儿: 同感") == f"{REPLY} 同感"
+    assert norm("@平安北京 你好") == f"{MENTION} 你好"
+
+
+def test_hashtag_words_are_kept_without_the_marks():
+    assert norm("#独立候选人#我来了") == "独立候选人 我来了"
+
+
+def test_emoji_codes_keep_their_name_as_words():
+    assert norm("小心喝茶[doge]") == "小心喝茶 doge"
+    assert norm("[蜡烛][蜡烛]") == "蜡烛 蜡烛"
+
+
+def test_long_repeats_are_cut():
+    assert norm("哈哈哈哈哈哈哈！！！！！！") == "哈哈哈!!!"
+
+
+def test_spaces_between_chinese_characters_are_removed():
+    # Spaces are inserted to dodge keyword filters: 参 选, 人 大, 國 保.
+    assert norm("我要参 选人 大代表，又被國 保叫去了") == "我要参选人大代表,又被国保叫去了"
+    assert norm("i love 北京") == "i love 北京"
+
+
+def test_invisible_and_control_characters_are_removed():
+    assert norm("喝\u200b茶\u202e了\x00\x07") == "喝茶了"
+    assert norm("\ufeff派出所") == "派出所"
+
+
+def test_private_use_characters_in_input_cannot_forge_placeholders():
+    assert norm(f"{URL}{MENTION}喝茶") == "喝茶"
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), 12, ""])
+def test_non_text_is_an_empty_post(value):
+    assert norm(value) == ""
+
+
+def test_options_can_keep_or_drop_markup():
+    keep = Normalizer(urls="keep", mentions="keep", reposts="keep", hashtags="keep", emoji="keep").normalize
+    assert keep("@小明 #话题# [哈哈] http://t.cn/abc") == "@小明 #话题# [哈哈] http://t.cn/abc"
+    drop = Normalizer(urls="drop", mentions="drop", hashtags="drop", emoji="drop").normalize
+    assert drop("@小明 #话题# [哈哈] http://t.cn/abc 好") == "好"
+
+
+def test_normalizer_pickles_without_its_converter():
+    n = Normalizer()
+    n.normalize("國")  # builds the OpenCC converter
+    clone = pickle.loads(pickle.dumps(n))
+    assert clone.normalize("國保") == "国保"
+
+
+def test_invalid_option_is_rejected_at_fit():
+    with pytest.raises(ValueError):
+        Normalizer(urls="hide").fit(None)
+
+
+def test_readable_names_placeholders():
+    assert readable(f"{URL} {MENTION} {REPOST} {REPLY}") == "<url> <@> <repost> <reply>"
+
+
+def test_traditional_detection():
+    assert has_traditional("參選")
+    assert not has_traditional("参选")
+    assert to_simplified("約談") == "约谈"
