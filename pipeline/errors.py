@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import functools
 import logging
 import os
@@ -13,6 +14,13 @@ EXIT_USER_ERROR = 2
 
 class UserError(Exception):
     """A problem with the user's input, files or configuration: reported in one line, exit code 2."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """Argument mistakes are user errors too: one line on stderr and exit code 2."""
+
+    def error(self, message: str):
+        raise UserError(f"{message} (see --help)")
 
 
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:

@@ -15,7 +15,7 @@ from typing import Any
 
 import pandas as pd
 
-from pipeline.errors import UserError
+from pipeline.errors import ArgumentParser, UserError
 
 PREPARED_TABLES = ("labeled", "background")
 
@@ -32,7 +32,7 @@ FILE_MODE = 0o666 & ~_umask()
 
 def stage_args(description: str, argv: list[str] | None) -> argparse.Namespace:
     """The arguments every stage takes: only where the params file is."""
-    parser = argparse.ArgumentParser(description=description)
+    parser = ArgumentParser(description=description)
     parser.add_argument("--params", default="configs/params.yaml", help="the params file (default: %(default)s)")
     return parser.parse_args(argv)
 

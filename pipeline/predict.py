@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import pandas as pd
 
 from pipeline import streams
-from pipeline.errors import UserError, cli_entry
+from pipeline.errors import ArgumentParser, UserError, cli_entry
 
 log = logging.getLogger("predict")
 
@@ -31,7 +31,7 @@ _MODEL = None
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
+    parser = ArgumentParser(
         prog="python -m pipeline.predict", description="Score Weibo posts for candidacy and police warnings.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("texts", nargs="*", help="posts to score (otherwise --input, or lines on stdin)")
@@ -185,6 +185,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         chunks = streams.read_chunks(source, in_format, args.chunk_size, args.text_column, args.encoding,
                                      args.on_error)
+    streams.check_encoding(args.encoding)
     model = _MODEL = load_model(args.model)
     thresholds = parse_thresholds(args.threshold, model.labels)
     log.info("model %s loaded in %.2f s", model.source, time.perf_counter() - started)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
@@ -98,8 +99,7 @@ class Segmenter(TransformerMixin, BaseEstimator):
             return lambda text: tokenizer.cut(text, hmm)
         if self.backend != "jieba":
             raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        import jieba
-
+        jieba = import_jieba()
         jieba.setLogLevel(logging.WARNING)
         tokenizer = jieba.Tokenizer()
         tokenizer.tmp_dir = str(_writable_cache_dir(self.cache_dir))
@@ -113,6 +113,22 @@ class Segmenter(TransformerMixin, BaseEstimator):
         state = self.__dict__.copy()
         state.pop("_cut", None)
         return state
+
+
+def import_jieba():
+    """Import jieba without pkg_resources. jieba 0.42 imports it only to open its own data files, which costs
+    a quarter of a second and a deprecation warning; without it, jieba opens the same files directly."""
+    if "jieba" in sys.modules:
+        return sys.modules["jieba"]
+    blocked = "pkg_resources" not in sys.modules
+    if blocked:
+        sys.modules["pkg_resources"] = None  # makes `import pkg_resources` raise ImportError
+    try:
+        import jieba
+    finally:
+        if blocked:
+            del sys.modules["pkg_resources"]
+    return jieba
 
 
 def _writable_cache_dir(configured: str) -> Path:

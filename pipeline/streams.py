@@ -17,6 +17,7 @@ import gzip
 import io as _io
 import json
 import os
+import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -83,22 +84,22 @@ def _open_binary(path: str) -> IO[bytes]:
     return handle
 
 
-def _encoding_hint(sample: bytes, encoding: str) -> str:
+def _encoding_hint(sample: bytes) -> str:
     """A guess at the real encoding of bytes that failed to decode, for the error message."""
-    for name in ("gb18030", "big5"):
-        try:
-            sample.decode(name)
-        except UnicodeDecodeError:
-            continue
-        label = "GBK/GB18030" if name == "gb18030" else "Big5"
-        return f"; it looks like {label}: pass --encoding {'gbk' if name == 'gb18030' else 'big5'}"
-    return "; pass --encoding with the file's encoding"
+    import charset_normalizer
+
+    guess = charset_normalizer.from_bytes(sample, cp_isolation=["gb18030", "big5"]).best() if sample else None
+    if guess is None:
+        return "; pass --encoding with the file's encoding (e.g. gbk or big5)"
+    if guess.encoding == "big5":
+        return "; it looks like Big5: pass --encoding big5"
+    return "; it looks like GBK/GB18030: pass --encoding gbk"
 
 
 def decode_error(path: str, err: UnicodeDecodeError, encoding: str) -> UserError:
-    sample = err.object[max(0, err.start - 200): err.start + 200] if isinstance(err.object, bytes) else b""
+    sample = bytes(err.object) if isinstance(err.object, bytes | bytearray) else b""
     name = "stdin" if path == "-" else path
-    return UserError(f"{name} is not valid {encoding} text{_encoding_hint(bytes(sample), encoding)}")
+    return UserError(f"{name} is not valid {encoding} text{_encoding_hint(sample)}")
 
 
 def _text_stream(path: str, encoding: str) -> IO[str]:
@@ -107,13 +108,17 @@ def _text_stream(path: str, encoding: str) -> IO[str]:
     return _io.TextIOWrapper(binary, encoding=codec, errors="strict", newline="")
 
 
+def check_encoding(encoding: str) -> str:
+    try:
+        return codecs.lookup(encoding).name
+    except LookupError:
+        raise UserError(f"unknown encoding {encoding!r}") from None
+
+
 def read_chunks(path: str, fmt: str, chunk_size: int, text_column: str = "text", encoding: str = "utf-8",
                 on_error: str = "fail") -> Iterator[Chunk]:
     """Yield the input in chunks of at most ``chunk_size`` rows, in order."""
-    try:
-        codecs.lookup(encoding)
-    except LookupError:
-        raise UserError(f"unknown encoding {encoding!r}") from None
+    check_encoding(encoding)
     reader = {"csv": _read_delimited, "tsv": _read_delimited, "jsonl": _read_jsonl, "txt": _read_lines,
               "parquet": _read_parquet}[fmt]
     try:
@@ -273,6 +278,7 @@ class Writer:
         if path == "-":
             if fmt == "parquet":
                 raise UserError("Parquet output needs a file: pass --output FILE.parquet")
+            sys.stdout.reconfigure(encoding="utf-8", errors="backslashreplace")
             self.handle: IO = sys.stdout
         else:
             target = Path(path)
@@ -286,7 +292,9 @@ class Writer:
                 raise UserError(f"cannot write {path}: {err.strerror}") from None
             binary = gzip.open(raw, "wb") if path.endswith(".gz") else raw
             self._raw = raw
-            self.handle = binary if fmt == "parquet" else _io.TextIOWrapper(binary, encoding="utf-8", newline="")
+            # A lone surrogate (possible in JSON input) cannot be UTF-8: it is written as its \\uXXXX escape.
+            self.handle = binary if fmt == "parquet" else _io.TextIOWrapper(binary, encoding="utf-8", newline="",
+                                                                            errors="backslashreplace")
 
     def write(self, chunk: Chunk, predictions: pd.DataFrame) -> None:
         if self.fmt == "jsonl":
@@ -320,7 +328,7 @@ class Writer:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            table = pa.Table.from_pandas(frame, preserve_index=False)
+            table = pa.Table.from_pandas(_without_surrogates(frame), preserve_index=False)
             if self._parquet is None:
                 self._parquet = pq.ParquetWriter(self.handle, table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
@@ -349,6 +357,21 @@ class Writer:
                 os.replace(self._tmp, self.path)
             else:
                 self._tmp.unlink(missing_ok=True)
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _without_surrogates(frame: pd.DataFrame) -> pd.DataFrame:
+    """Parquet strings must be valid UTF-8: lone surrogates become their \\uXXXX escape, as in text outputs."""
+    def fix(value):
+        if isinstance(value, str) and _SURROGATE.search(value):
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+        return value
+
+    for column in frame.columns[frame.dtypes == object]:
+        frame[column] = frame[column].map(fix)
+    return frame
 
 
 def _json_value(value: Any) -> Any:
