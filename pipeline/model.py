@@ -119,7 +119,10 @@ class Model:
         """Score posts: a DataFrame with ``text`` and the columns of :meth:`scores`, as the CLI writes them."""
         texts = list(texts)
         frame = self.scores(texts, thresholds=thresholds, explain=explain)
-        frame.insert(0, "text", texts)
+        import pandas as pd
+
+        # object dtype: pandas' default string storage (Arrow) rejects lone surrogates, which JSON can carry.
+        frame.insert(0, "text", pd.Series(texts, dtype=object))
         return frame
 
     def coefficients(self, label: str) -> np.ndarray:

@@ -245,8 +245,8 @@ def render(params: Params) -> str:
 <p class=muted>Model {_esc(card['model']['sha256'][:16])}… · labeled data {_esc(summary['data_sha256'][:16])}… ·
 segmenter {_esc(card['segmenter']['backend'])} (HMM {'on' if card['segmenter']['hmm'] else 'off'}) · {_esc(versions)}</p>
 <section id=headline><h2>Headline</h2>
-<p>Scores on the held-out test split at each label's chosen threshold, with 95% bootstrap confidence intervals
-(1,000 resamples of the test posts). The keyword baseline flags a post containing any term of
+<p>Scores on the held-out test split at each label's chosen threshold, with {params.evaluate.confidence:.0%}
+bootstrap confidence intervals ({params.evaluate.bootstrap:,} resamples of the test posts). The keyword baseline flags a post containing any term of
 <code>configs/lexicon.yaml</code>. {bg_note}</p>
 {headline_table(labels, metrics)}
 <p>Macro average F1: model {metrics['macro']['model']['f1']:.3f}, keyword baseline {metrics['macro']['keyword']['f1']:.3f}.</p>
@@ -256,7 +256,7 @@ segmenter {_esc(card['segmenter']['backend'])} (HMM {'on' if card['segmenter']['
 <section id=reading><h2>How to read this report</h2>
 <ul>
 <li><b>Precision</b>: of the posts flagged, the share that truly carry the label. <b>Recall</b>: of the posts
-that carry it, the share flagged. <b>F1</b>: their harmonic mean. Brackets give the 95% interval.</li>
+that carry it, the share flagged. <b>F1</b>: their harmonic mean. Brackets give the {params.evaluate.confidence:.0%} interval.</li>
 <li><b>PR-AUC</b> and <b>ROC-AUC</b> summarise ranking quality over all thresholds; <b>Brier</b> is the mean squared
 error of the probabilities (lower is better).</li>
 <li><b>False alarms on real posts</b>: the share of held-out real Weibo posts flagged. On a corpus where the label is
