@@ -7,6 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # DVC runs each stage's `python -m pipeline.<stage>` through the shell: it must find the venv's python.
 export PATH := $(abspath $(BIN)):$(PATH)
+export DVC_NO_ANALYTICS := 1
 
 .PHONY: setup repro test test-fast bench clean-venv
 

@@ -23,6 +23,7 @@ DEFAULT_PARAMS = Path("configs/params.yaml")
 @dataclass(frozen=True)
 class Paths:
     labeled: str
+    challenge: str
     background: str
     user_dict: str
     lexicon: str
@@ -153,7 +154,7 @@ class Params:
         if not (0 < split.test_size < 1 and 0 < split.val_size < 1 and split.test_size + split.val_size < 1):
             raise UserError(f"{self.source}: split.test_size and split.val_size must be in (0, 1) and sum below 1")
         bg = self.background
-        if not (0 <= bg.train_share and 0 <= bg.val_share and bg.train_share + bg.val_share < 1):
+        if not (bg.train_share >= 0 and bg.val_share >= 0 and bg.train_share + bg.val_share < 1):
             raise UserError(f"{self.source}: background.train_share + background.val_share must be below 1")
         for name, (low, high) in (("features.word_ngrams", self.features.word_ngrams),
                                   ("features.char_ngrams", self.features.char_ngrams)):

@@ -98,7 +98,24 @@ def error_rows(test: pd.DataFrame, proba: np.ndarray, model: Model, limit: int) 
     return errors[columns]
 
 
-def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.DataFrame) -> dict:
+def challenge_scores(params: Params, model: Model, challenge: pd.DataFrame, lexicon: dict) -> dict:
+    """Model and keyword figures on the independently written challenge posts (never trained on)."""
+    if challenge.empty:
+        return {"present": False, "posts": 0,
+                "note": "not measured: no challenge posts (paths.challenge is empty or absent)"}
+    proba = model.predict_proba(challenge["text"].tolist())
+    out: dict = {"present": True, "posts": int(len(challenge))}
+    for j, label in enumerate(model.labels):
+        y = challenge[label].to_numpy()
+        keyword = keyword_scores(challenge["text"].tolist(), lexicon[label])
+        out[label] = {"support": int(y.sum()),
+                      "model": decision_scores(y, proba[:, j], model.thresholds[label], None, params, True),
+                      "keyword": decision_scores(y, keyword, 1.0, None, params, False)}
+    return out
+
+
+def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.DataFrame,
+             challenge: pd.DataFrame | None = None) -> dict:
     labels = model.labels
     lexicon = read_lexicon(params.root_path(params.paths.lexicon), labels)
     proba = model.predict_proba(test["text"].tolist())
@@ -135,6 +152,7 @@ def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.Da
     metrics["background"] = ({"present": True, "posts": int(len(background))} if len(background)
                              else {"present": False, "posts": 0,
                                    "note": "not measured: the background corpus was absent or switched off"})
+    metrics["challenge"] = challenge_scores(params, model, challenge if challenge is not None else test[:0], lexicon)
     io.write_json(metrics, params.root_path(params.paths.metrics))
     io.write_parquet(predictions, params.root_path(params.paths.test_predictions))
     io.write_csv(error_rows(test, proba, model, params.evaluate.n_errors), params.root_path(params.paths.errors))
@@ -150,13 +168,17 @@ def main(argv: list[str] | None = None) -> None:
     prepared = params.root_path(params.paths.prepared)
     labeled = io.read_table(Path(prepared) / "labeled.parquet")
     background = io.read_table(Path(prepared) / "background.parquet")
+    challenge = io.read_table(Path(prepared) / "challenge.parquet")
     metrics = evaluate(params, model, labeled[labeled["split"] == "test"].reset_index(drop=True),
-                       background[background["split"] == "test"].reset_index(drop=True))
+                       background[background["split"] == "test"].reset_index(drop=True), challenge)
     for label in model.labels:
         m, k = metrics[label]["model"], metrics[label]["keyword"]
         far = "n/a" if m["background_far"] is None else f"{m['background_far']:.3%}"
         log.info("%s: F1 %.3f [%.3f, %.3f] (keywords %.3f), background false alarms %s", label, m["f1"],
                  m["f1_lo"], m["f1_hi"], k["f1"], far)
+        if metrics["challenge"]["present"]:
+            c = metrics["challenge"][label]
+            log.info("%s on the challenge set: F1 %.3f (keywords %.3f)", label, c["model"]["f1"], c["keyword"]["f1"])
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def load_skops(path: str | Path):
     try:
         bundle = sio.load(path, trusted=sorted(untrusted))
     except Exception as err:  # skops raises many kinds of errors for damaged files
-        raise UserError(f"{path} cannot be loaded ({err.__class__.__name__}): it may be truncated or modified") from None
+        raise UserError(f"{path} cannot be loaded ({err.__class__.__name__}): it may be truncated or "
+                        "modified") from None
     if not isinstance(bundle, dict) or bundle.get("format") != BUNDLE_FORMAT:
         raise UserError(f"{path} is not a model exported by this project")
     check_versions(bundle["card"].get("versions", {}), str(path))

@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = Path("models/model.joblib")
 CARD_FORMAT = 1
+STEPS = ("normalize", "segment", "features", "classify")
 # Libraries whose version is recorded in the card and compared when a model is loaded.
 VERSIONED = ("scikit-learn", "numpy", "scipy", "jieba", "rjieba", "opencc", "joblib", "pandas")
 
@@ -192,9 +193,11 @@ def read_card(path: Path) -> dict:
     try:
         card = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"model card {path} is missing: the model cannot be verified; retrain with make repro") from None
+        raise UserError(f"model card {path} is missing: the model cannot be verified; retrain with "
+                        "make repro") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"model card {path} is unreadable ({err.__class__.__name__}); retrain with make repro") from None
+        raise UserError(f"model card {path} is unreadable ({err.__class__.__name__}); retrain with "
+                        "make repro") from None
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or "model" not in card:
         raise UserError(f"model card {path} is not a card this version understands; retrain with make repro")
     return card
@@ -231,7 +234,7 @@ def _checked(model: Model) -> Model:
     from sklearn.pipeline import Pipeline
 
     pipeline = model.pipeline
-    if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != ["normalize", "segment", "features", "classify"]:
+    if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != list(STEPS):
         raise UserError(f"{model.source} is not a model of this project (unexpected pipeline steps)")
     n_outputs = len(pipeline.named_steps["classify"].estimators_)
     if n_outputs != len(model.labels) or set(model.card["thresholds"]) != set(model.labels):

@@ -188,7 +188,8 @@ def run(args: argparse.Namespace) -> int:
     streams.check_encoding(args.encoding)
     model = _MODEL = load_model(args.model)
     thresholds = parse_thresholds(args.threshold, model.labels)
-    log.info("model %s loaded in %.2f s", model.source, time.perf_counter() - started)
+    loaded = time.perf_counter()
+    log.info("model %s loaded in %.2f s", model.source, loaded - started)
     jobs = args.jobs or default_jobs()
     total = None if args.texts or args.quiet else streams.count_rows(source, in_format)
     writer = streams.Writer(args.output, out_format)
@@ -200,6 +201,7 @@ def run(args: argparse.Namespace) -> int:
 
         bar = progress(iter(()), desc="predict", total=total, disable=True if args.quiet else None)
         for chunk, predictions in _scored_chunks(chunks, jobs, thresholds, args.explain, args.on_error == "mark"):
+            bar.update(len(chunk))
             rows += len(chunk)
             scored += sum(e is None for e in chunk.errors)
             for label in model.labels:
@@ -208,13 +210,13 @@ def run(args: argparse.Namespace) -> int:
                 keep = (predictions[model.labels] == 1).any(axis=1).to_numpy()
                 chunk, predictions = _subset(chunk, keep), predictions[keep]
             writer.write(chunk, predictions)
-            bar.update(len(chunk.texts) if not args.only_flagged else int(keep.size))
         bar.close()
         success = True
     finally:
         writer.close(success)
-    elapsed = time.perf_counter() - started
-    log.info("%d rows scored in %.1f s (%.0f rows/s)", rows, elapsed, rows / elapsed if elapsed else 0.0)
+    done = time.perf_counter()
+    log.info("%d rows in %.2f s: %.0f rows/s after the model was loaded, with %d job(s)", rows, done - started,
+             rows / (done - loaded) if done > loaded else 0.0, jobs)
     if args.summary:
         for line in summary_lines(model, flagged, rows, scored, thresholds):
             print(line, file=sys.stderr)

@@ -73,7 +73,8 @@ def read_labeled_file(path: Path, params: Params) -> pd.DataFrame:
         bad = ~values.isin(["0", "1"])
         if bad.any():
             row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, got {frame[label].iloc[row]!r}")
+            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, "
+                            f"got {frame[label].iloc[row]!r}")
         out[label] = values.astype(int)
     too_long = out["text"].str.len() > params.data.max_chars
     if too_long.any():
@@ -254,34 +255,64 @@ def summarize(frame: pd.DataFrame, params: Params, files: list[Path], dropped: d
     }
 
 
-def prepare(params: Params) -> tuple[pd.DataFrame, pd.DataFrame, dict]:
-    files = labeled_files(params.root_path(params.paths.labeled))
+def read_posts(files: list[Path], params: Params, normalizer: Normalizer) -> tuple[pd.DataFrame, int, dict]:
+    """Labeled CSV files read, checked, normalised and de-duplicated, with ids."""
     frame = pd.concat([read_labeled_file(path, params) for path in files], ignore_index=True)
     raw_rows = len(frame)
     check_kinds(frame, params)
-    normalizer = make_normalizer(params).fit(None)
     frame["norm"] = normalizer.transform(frame["text"])
     frame, dropped = drop_unusable(frame, params.labels)
     frame["id"] = assign_ids(frame)
+    return frame.reset_index(drop=True), raw_rows, dropped
+
+
+def read_challenge(params: Params, normalizer: Normalizer, labeled: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
+    """The independent challenge set: posts never trained on. A post that (near-)duplicates a labeled post
+    would not test generalisation, so it is left out and counted."""
+    folder = params.root_path(params.paths.challenge)
+    files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
+    columns = ["id", "source", "text", "norm", "kind", *params.labels]
+    if not files:
+        return pd.DataFrame(columns=columns), {"present": False, "posts": 0}
+    frame, raw_rows, dropped = read_posts(files, params, normalizer)
+    groups = near_duplicate_groups(labeled["norm"].tolist() + frame["norm"].tolist(),
+                                   params.data.near_duplicate_threshold)
+    overlap = np.isin(groups[len(labeled):], groups[: len(labeled)])
+    for source in frame.loc[overlap, "source"]:
+        log.warning("challenge %s: near-duplicate of a labeled post, left out", source)
+    frame = frame[~overlap]
+    info = {"present": True, "files": [p.name for p in files], "rows_read": raw_rows,
+            "rows_dropped": {**dropped, "near_duplicate_of_labeled": int(overlap.sum())}, "posts": int(len(frame)),
+            "labels": {label: int(frame[label].sum()) for label in params.labels}}
+    return frame[columns].reset_index(drop=True), info
+
+
+def prepare(params: Params) -> tuple[dict[str, pd.DataFrame], dict]:
+    """The prepared tables (labeled, background, challenge) and the data summary."""
+    files = labeled_files(params.root_path(params.paths.labeled))
+    normalizer = make_normalizer(params).fit(None)
+    frame, raw_rows, dropped = read_posts(files, params, normalizer)
     frame["group"] = near_duplicate_groups(frame["norm"].tolist(), params.data.near_duplicate_threshold)
-    frame = frame.reset_index(drop=True)
     frame["split"] = split_labeled(frame, params)
     background, background_info = read_background(params, normalizer)
+    challenge, challenge_info = read_challenge(params, normalizer, frame)
     columns = ["id", "source", "text", "norm", "kind", *params.labels, "group", "split"]
     summary = summarize(frame, params, files, dropped, raw_rows, background_info)
-    return frame[columns], background, summary
+    summary["challenge"] = challenge_info
+    return {"labeled": frame[columns], "background": background, "challenge": challenge}, summary
 
 
 def main(argv: list[str] | None = None) -> None:
     args = io.stage_args("Validate, normalise and split the labeled posts.", argv)
     params = load_params(args.params)
-    labeled, background, summary = prepare(params)
+    tables, summary = prepare(params)
     out = params.root_path(params.paths.prepared)
-    io.write_parquet(labeled, out / "labeled.parquet")
-    io.write_parquet(background, out / "background.parquet")
+    for name, table in tables.items():
+        io.write_parquet(table, out / f"{name}.parquet")
     io.write_json(summary, params.root_path(params.paths.data_summary))
-    log.info("%d labeled posts (%s), %d background posts", summary["posts"],
-             ", ".join(f"{k}={v}" for k, v in summary["labels"].items()), len(background))
+    log.info("%d labeled posts (%s), %d background posts, %d challenge posts", summary["posts"],
+             ", ".join(f"{k}={v}" for k, v in summary["labels"].items()), len(tables["background"]),
+             len(tables["challenge"]))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ import base64
 import html
 import io as _io
 import logging
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -115,7 +114,7 @@ def _esc(text) -> str:
     return html.escape(str(text))
 
 
-def headline_table(labels: list[str], metrics: dict) -> str:
+def headline_table(labels: list[str], metrics: dict, with_far: bool = True, css: str = "headline") -> str:
     rows = []
     for label in labels:
         for method in ("model", "keyword"):
@@ -123,14 +122,27 @@ def headline_table(labels: list[str], metrics: dict) -> str:
             far = ("not measured" if m["background_far"] is None else
                    f"{_pct(m['background_far'], 2)} <span class=ci>[{_pct(m['background_far_lo'], 2)}, "
                    f"{_pct(m['background_far_hi'], 2)}]</span>")
+            far = f"<td>{far}</td>" if with_far else ""
             rows.append(
-                f"<tr class={method}><th>{_esc(label)}</th><td>{'model' if method == 'model' else 'keyword baseline'}</td>"
-                f"<td>{_interval(m, 'precision')}</td><td>{_interval(m, 'recall')}</td><td><b>{_interval(m, 'f1')}</b></td>"
+                f"<tr class={method}><th>{_esc(label)}</th>"
+                f"<td>{'model' if method == 'model' else 'keyword baseline'}</td>"
+                f"<td>{_interval(m, 'precision')}</td><td>{_interval(m, 'recall')}</td>"
+                f"<td><b>{_interval(m, 'f1')}</b></td>"
                 f"<td>{_num(m['pr_auc'])}</td><td>{_num(m['roc_auc'])}</td><td>{_num(m.get('brier'))}</td>"
-                f"<td>{far}</td></tr>")
+                f"{far}</tr>")
     head = ("<tr><th>label</th><th>method</th><th>precision</th><th>recall</th><th>F1</th><th>PR-AUC</th>"
-            "<th>ROC-AUC</th><th>Brier</th><th>false alarms on real posts</th></tr>")
-    return f"<table class=headline>{head}{''.join(rows)}</table>"
+            "<th>ROC-AUC</th><th>Brier</th>" + ("<th>false alarms on real posts</th>" if with_far else "") + "</tr>")
+    return f"<table class={css}>{head}{''.join(rows)}</table>"
+
+
+def challenge_html(labels: list[str], challenge: dict) -> str:
+    if not challenge.get("present"):
+        return f"<p>{_esc(challenge.get('note', 'No challenge set.'))}</p>"
+    support = ", ".join(f"{_esc(label)} {challenge[label]['support']}" for label in labels)
+    return (f"<p>{challenge['posts']} posts written independently to the labeling guide by a writer who saw none of "
+            f"the training data, and never trained on (positives: {support}). The gap between these figures and "
+            "the test split's estimates how much the test split flatters the model.</p>"
+            + headline_table(labels, challenge, with_far=False, css="challenge"))
 
 
 def threshold_html(table: pd.DataFrame) -> str:
@@ -226,7 +238,8 @@ def render(params: Params) -> str:
         sections.append(
             f"<section class=label-section id='label-{_esc(label)}'><h2>{_esc(label)}</h2>"
             f"<p class=lead>Threshold {m['threshold']:.3f} (chosen on the validation split by rule "
-            f"<code>{_esc(card['threshold_rule']['rule'])}</code>). Test posts: {m['posts']} ({m['support']} positive). "
+            f"<code>{_esc(card['threshold_rule']['rule'])}</code>). "
+            f"Test posts: {m['posts']} ({m['support']} positive). "
             f"F1 {m['model']['f1']:.3f} against {m['keyword']['f1']:.3f} for keyword search: "
             f"{'+' if lift >= 0 else ''}{lift:.3f}.</p>"
             f"<div class=charts>{charts}</div>"
@@ -243,20 +256,25 @@ def render(params: Params) -> str:
 <body>
 <h1>weibo-signals evaluation report</h1>
 <p class=muted>Model {_esc(card['model']['sha256'][:16])}… · labeled data {_esc(summary['data_sha256'][:16])}… ·
-segmenter {_esc(card['segmenter']['backend'])} (HMM {'on' if card['segmenter']['hmm'] else 'off'}) · {_esc(versions)}</p>
+segmenter {_esc(card['segmenter']['backend'])} (HMM {'on' if card['segmenter']['hmm'] else 'off'}) ·
+{_esc(versions)}</p>
 <section id=headline><h2>Headline</h2>
 <p>Scores on the held-out test split at each label's chosen threshold, with {params.evaluate.confidence:.0%}
-bootstrap confidence intervals ({params.evaluate.bootstrap:,} resamples of the test posts). The keyword baseline flags a post containing any term of
+bootstrap confidence intervals ({params.evaluate.bootstrap:,} resamples of the test posts). The keyword baseline
+flags a post containing any term of
 <code>configs/lexicon.yaml</code>. {bg_note}</p>
 {headline_table(labels, metrics)}
-<p>Macro average F1: model {metrics['macro']['model']['f1']:.3f}, keyword baseline {metrics['macro']['keyword']['f1']:.3f}.</p>
+<p>Macro average F1: model {metrics['macro']['model']['f1']:.3f},
+keyword baseline {metrics['macro']['keyword']['f1']:.3f}.</p>
 </section>
 {''.join(sections)}
+<section id=challenge><h2>Independent challenge set</h2>{challenge_html(labels, metrics['challenge'])}</section>
 <section id=data><h2>Data</h2>{data_html(summary, labels)}</section>
 <section id=reading><h2>How to read this report</h2>
 <ul>
 <li><b>Precision</b>: of the posts flagged, the share that truly carry the label. <b>Recall</b>: of the posts
-that carry it, the share flagged. <b>F1</b>: their harmonic mean. Brackets give the {params.evaluate.confidence:.0%} interval.</li>
+that carry it, the share flagged. <b>F1</b>: their harmonic mean. Brackets give the
+{params.evaluate.confidence:.0%} interval.</li>
 <li><b>PR-AUC</b> and <b>ROC-AUC</b> summarise ranking quality over all thresholds; <b>Brier</b> is the mean squared
 error of the probabilities (lower is better).</li>
 <li><b>False alarms on real posts</b>: the share of held-out real Weibo posts flagged. On a corpus where the label is

@@ -72,7 +72,7 @@ def _open_binary(path: str) -> IO[bytes]:
     if path == "-":
         return sys.stdin.buffer
     try:
-        handle = open(path, "rb")
+        handle = open(path, "rb")  # noqa: SIM115  (returned to the caller, who closes it)
     except FileNotFoundError:
         raise UserError(f"input file not found: {path}") from None
     except IsADirectoryError:
@@ -287,10 +287,10 @@ class Writer:
             try:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 self._tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
-                raw = open(self._tmp, "wb")
+                raw = open(self._tmp, "wb")  # noqa: SIM115  (closed in close())
             except OSError as err:
                 raise UserError(f"cannot write {path}: {err.strerror}") from None
-            binary = gzip.open(raw, "wb") if path.endswith(".gz") else raw
+            binary = gzip.open(raw, "wb") if path.endswith(".gz") else raw  # noqa: SIM115
             self._raw = raw
             # A lone surrogate (possible in JSON input) cannot be UTF-8: it is written as its \\uXXXX escape.
             self.handle = binary if fmt == "parquet" else _io.TextIOWrapper(binary, encoding="utf-8", newline="",
@@ -369,7 +369,7 @@ def _without_surrogates(frame: pd.DataFrame) -> pd.DataFrame:
             return value.encode("utf-8", "backslashreplace").decode("utf-8")
         return value
 
-    for column in frame.columns[frame.dtypes == object]:
+    for column in frame.select_dtypes(include="object").columns:
         frame[column] = frame[column].map(fix)
     return frame
 

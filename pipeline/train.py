@@ -14,7 +14,6 @@ import logging
 from dataclasses import asdict
 
 import joblib
-import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression

@@ -19,6 +19,7 @@ def tiny_project(folder: Path, background: bool = True, **overrides) -> Path:
     """A copy of the project's configs with the tiny fixture data; returns its params file."""
     shutil.copytree(ROOT / "configs", folder / "configs")
     shutil.copytree(FIXTURES / "labeled", folder / "data" / "labeled")
+    shutil.copytree(FIXTURES / "challenge", folder / "data" / "challenge")
     if background:
         shutil.copy(FIXTURES / "background.csv", folder / "data" / "background.csv")
     params_path = folder / "configs" / "params.yaml"

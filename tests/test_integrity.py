@@ -17,7 +17,8 @@ from tests.conftest import ROOT, tiny_project
 
 pytestmark = pytest.mark.slow
 BIN = Path(sys.executable).parent
-ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "PYTHONIOENCODING": "utf-8"}
+ENV = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}", "DVC_NO_ANALYTICS": "1",
+       "PYTHONIOENCODING": "utf-8"}
 POSTS = "\n".join(["又被国保约谈了", "周末约了老同学去茶馆喝茶", "我决定参选本区人大代表"] * 20) + "\n"
 
 
@@ -65,10 +66,9 @@ def assert_clean_outcome(code, out, err):
 def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "model.joblib"
     target.write_bytes(b"old complete model")
-    with pytest.raises(RuntimeError):
-        with io.atomic_path(target) as tmp:
-            tmp.write_bytes(b"half of a new mo")
-            raise RuntimeError("killed")
+    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+        tmp.write_bytes(b"half of a new mo")
+        raise RuntimeError("killed")
     assert target.read_bytes() == b"old complete model"
     assert list(tmp_path.iterdir()) == [target]
 

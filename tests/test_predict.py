@@ -2,7 +2,6 @@
 
 import csv
 import gzip
-import io
 import json
 
 import pandas as pd
@@ -10,7 +9,8 @@ import pytest
 
 from pipeline import load_model
 
-POSTS = ["我决定参选本区人大代表，请大家联名推荐", "又被国保约去喝茶了", "", "周末约了老同学去茶馆喝茶", "警方提醒：谨防电信诈骗"]
+POSTS = ["我决定参选本区人大代表，请大家联名推荐", "又被国保约去喝茶了", "", "周末约了老同学去茶馆喝茶",
+         "警方提醒：谨防电信诈骗"]
 
 
 def predict(cli, model, *args, stdin=None):

@@ -25,7 +25,8 @@ def add_file(params_path, name, content, encoding="utf-8"):
 
 
 def test_tiny_corpus_prepares_with_every_row_accounted_for(project):
-    labeled, background, summary = prepare(load_params(project))
+    tables, summary = prepare(load_params(project))
+    labeled, background = tables["labeled"], tables["background"]
     assert summary["rows_read"] == summary["posts"] + sum(summary["rows_dropped"].values())
     assert set(labeled["split"]) == {"train", "val", "test"}
     assert summary["groups_straddling_splits"] == 0
@@ -34,13 +35,13 @@ def test_tiny_corpus_prepares_with_every_row_accounted_for(project):
 
 
 def test_split_is_deterministic(project):
-    first, _, _ = prepare(load_params(project))
-    second, _, _ = prepare(load_params(project))
+    first = prepare(load_params(project))[0]["labeled"]
+    second = prepare(load_params(project))[0]["labeled"]
     pd.testing.assert_series_equal(first["split"], second["split"])
 
 
 def test_every_label_is_in_every_split(project):
-    labeled, _, _ = prepare(load_params(project))
+    labeled = prepare(load_params(project))[0]["labeled"]
     for label in ("candidacy", "police_warning"):
         assert labeled.groupby("split")[label].sum().min() > 0
 
@@ -49,7 +50,8 @@ def test_near_duplicates_share_a_split(project):
     add_file(project, "dups.csv", HEADER
              + "我决定以独立候选人身份参选朝阳区人大代表，需要十位选民联名，愿意的朋友私信我！！,1,0,own_candidacy\n"
              + "我决定以独立候选人身份参选朝阳区人大代表，需要十位选民联名，愿意的朋友私信我吧,1,0,own_candidacy\n")
-    labeled, _, summary = prepare(load_params(project))
+    tables, summary = prepare(load_params(project))
+    labeled = tables["labeled"]
     group = labeled[labeled["text"].str.startswith("我决定以独立候选人身份参选朝阳区")]
     assert len(group) == 3 and group["group"].nunique() == 1 and group["split"].nunique() == 1
     assert summary["groups_straddling_splits"] == 0
@@ -62,7 +64,8 @@ def test_near_duplicate_groups_link_transitively():
 
 def test_exact_duplicates_with_the_same_labels_are_dropped_and_counted(project):
     add_file(project, "dup.csv", HEADER + "周末约了老同学去茶馆喝茶，聊了一下午。,0,0,hard_neg_tea\n")
-    labeled, _, summary = prepare(load_params(project))
+    tables, summary = prepare(load_params(project))
+    labeled = tables["labeled"]
     assert summary["rows_dropped"]["exact_duplicate"] == 1
     assert (labeled["text"] == "周末约了老同学去茶馆喝茶，聊了一下午。").sum() == 1
 
@@ -75,7 +78,7 @@ def test_duplicates_with_conflicting_labels_are_an_error(project):
 
 def test_empty_posts_are_dropped_and_counted(project):
     add_file(project, "empty.csv", HEADER + '"   ",0,0,ordinary_life\n')
-    _, _, summary = prepare(load_params(project))
+    summary = prepare(load_params(project))[1]
     assert summary["rows_dropped"]["empty"] == 1
 
 
@@ -103,7 +106,8 @@ def test_invalid_utf8_is_named(project):
 
 def test_missing_background_runs_and_says_so(tmp_path):
     params_path = tiny_project(tmp_path, background=False)
-    labeled, background, summary = prepare(load_params(params_path))
+    tables, summary = prepare(load_params(params_path))
+    labeled, background = tables["labeled"], tables["background"]
     assert len(background) == 0 and len(labeled) > 0
     assert summary["background"]["present"] is False
     assert "not found" in summary["background"]["reason"]

@@ -1,7 +1,6 @@
 """reports/report.html in a real headless browser: sections and images there, no errors, a screenshot saved."""
 
 import shutil
-from pathlib import Path
 
 import pytest
 
@@ -44,7 +43,7 @@ def test_page_loads_without_errors_or_network(page):
 
 
 def test_sections_are_there(page):
-    for section in ("#headline", "#label-candidacy", "#label-police_warning", "#data", "#reading"):
+    for section in ("#headline", "#label-candidacy", "#label-police_warning", "#challenge", "#data", "#reading"):
         assert page.locator(section).count() == 1, section
     assert page.locator("table.headline tr").count() == 1 + 2 * 2  # header + model and keyword per label
     assert page.locator("table.thresholds").count() == 2
