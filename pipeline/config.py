@@ -98,6 +98,7 @@ class FeaturesConfig:
     max_df: float
     max_char_features: int | None
     sublinear_tf: bool
+    norm_floor_quantile: float | None
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ ALLOWED_TYPES = frozenset({
     "pipeline.text.Normalizer",
     "pipeline.segment.Segmenter",
     "pipeline.features.CharNgramCounter",
+    "pipeline.features.FlooredL2Norm",
     "pipeline.features.TokenNgrams",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",

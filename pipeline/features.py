@@ -1,6 +1,6 @@
 """Features of a segmented post, and the ``featurize`` stage that fits them on the training split.
 
-Two blocks, each TF-IDF weighted and L2-normalised, side by side:
+Two TF-IDF weighted blocks side by side:
 
 * ``words``: jieba tokens and token bigrams. One-character words (被, 约, 查) are kept: the analyzer is a
   callable, so scikit-learn's ``token_pattern`` (which drops them) is never used.
@@ -8,6 +8,13 @@ Two blocks, each TF-IDF weighted and L2-normalised, side by side:
   segmentation errors. They are counted by :class:`CharNgramCounter`, which turns a whole batch of posts
   into integer n-gram codes with NumPy and looks them up with a binary search: several times faster than
   building n-gram strings in Python, which would otherwise cost more than jieba itself.
+
+Normalisation (``features.norm_floor_quantile``). Plain L2 normalisation turns a one-character post such as
+``被`` into a unit vector on that one feature, as strong as a whole paragraph of evidence: the model then gave
+``被`` alone a police_warning probability of 1.0. With a floor, each row (both blocks together) is divided by
+``max(norm, floor)``, where the floor is that quantile of the training posts' norms: a post with enough text is
+L2-normalised as usual, and a post with little text keeps its small raw norm, so it carries little evidence.
+``null`` keeps plain per-block L2 normalisation.
 """
 
 from __future__ import annotations
@@ -137,21 +144,53 @@ class CharNgramCounter(TransformerMixin, BaseEstimator):
         return np.array([decode_char_ngram(int(code)) for code in self.vocabulary_], dtype=object)
 
 
+class FlooredL2Norm(TransformerMixin, BaseEstimator):
+    """Divides each row by ``max(its L2 norm, floor)``; the floor is a quantile of the fitted rows' norms."""
+
+    def __init__(self, quantile: float = 0.5):
+        self.quantile = quantile
+
+    def fit(self, X, y=None):
+        norms = _row_norms(X)
+        norms = norms[norms > 0]
+        if not 0.0 <= self.quantile <= 1.0:
+            raise ValueError("quantile must be between 0 and 1")
+        self.floor_ = float(np.quantile(norms, self.quantile)) if len(norms) else 1.0
+        return self
+
+    def transform(self, X) -> sp.csr_matrix:
+        scale = 1.0 / np.maximum(_row_norms(X), self.floor_)
+        return sp.csr_matrix(sp.diags(scale.astype(X.dtype)) @ X)
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.asarray(input_features, dtype=object)
+
+
+def _row_norms(X) -> np.ndarray:
+    X = sp.csr_matrix(X)
+    return np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
+
+
 def _texts(X) -> list[str]:
     return [doc.text if isinstance(doc, Doc) else doc for doc in X]
 
 
-def make_featurizer(params) -> FeatureUnion:
-    """The unfitted word + character n-gram feature union the config describes."""
+def make_featurizer(params) -> Pipeline:
+    """The unfitted featurizer the config describes: word and character n-gram TF-IDF, then normalisation."""
     cfg = params.features
+    floored = cfg.norm_floor_quantile is not None
+    block_norm = None if floored else "l2"
     words = TfidfVectorizer(analyzer=TokenNgrams(cfg.word_ngrams), lowercase=False, token_pattern=None,
-                            min_df=cfg.min_df, max_df=cfg.max_df, sublinear_tf=cfg.sublinear_tf, dtype=np.float32)
+                            min_df=cfg.min_df, max_df=cfg.max_df, sublinear_tf=cfg.sublinear_tf, norm=block_norm,
+                            dtype=np.float32)
     chars = Pipeline([
         ("count", CharNgramCounter(ngram_range=cfg.char_ngrams, min_df=cfg.min_df, max_df=cfg.max_df,
                                    max_features=cfg.max_char_features)),
-        ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf)),
+        ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
     ])
-    return FeatureUnion([("words", words), ("chars", chars)])
+    union = FeatureUnion([("words", words), ("chars", chars)])
+    norm = FlooredL2Norm(cfg.norm_floor_quantile) if floored else "passthrough"
+    return Pipeline([("ngrams", union), ("norm", norm)])
 
 
 def docs_of(frame) -> list[Doc]:
@@ -159,7 +198,7 @@ def docs_of(frame) -> list[Doc]:
     return [Doc(text, tuple(tokens)) for text, tokens in zip(frame["norm"], frame["tokens"], strict=True)]
 
 
-def feature_names(featurizer: FeatureUnion) -> np.ndarray:
+def feature_names(featurizer: Pipeline) -> np.ndarray:
     return featurizer.get_feature_names_out()
 
 
@@ -180,7 +219,8 @@ def main(argv: list[str] | None = None) -> None:
     featurizer = make_featurizer(params).fit(docs_of(train))
     with io.atomic_path(params.root_path(params.paths.featurizer)) as tmp:
         joblib.dump(featurizer, tmp)
-    blocks = {name: len(step.get_feature_names_out()) for name, step in featurizer.transformer_list}
+    blocks = {name: len(step.get_feature_names_out())
+              for name, step in featurizer.named_steps["ngrams"].transformer_list}
     io.write_json({"training_posts": int(len(train)), "features": blocks, "total": sum(blocks.values())},
                   params.root_path(params.paths.features_report))
     log.info("fitted on %d posts: %s", len(train), blocks)

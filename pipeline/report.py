@@ -278,7 +278,9 @@ that carry it, the share flagged. <b>F1</b>: their harmonic mean. Brackets give 
 <li><b>PR-AUC</b> and <b>ROC-AUC</b> summarise ranking quality over all thresholds; <b>Brier</b> is the mean squared
 error of the probabilities (lower is better).</li>
 <li><b>False alarms on real posts</b>: the share of held-out real Weibo posts flagged. On a corpus where the label is
-rare, this rate times the corpus size is roughly the number of false hits to read through.</li>
+rare, this rate times the corpus size is roughly the number of false hits to read through. The background posts
+are unlabeled and a few are real positives (its own README says so for <code>police_warning</code>), so the rate is
+an upper bound on the false-alarm rate.</li>
 <li><b>Choosing a threshold</b>: in the threshold table, pick the lowest threshold whose precision meets your need,
 then pass it to predict: <code>--threshold label=0.7</code>.</li>
 <li>The test posts were written to the labeling guide by the project; scores on other corpora will differ. The

@@ -9,6 +9,8 @@ Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tes
   symbol each (a private-use character, so jieba and the character n-grams both see one atomic unit).
   The text a repost quotes is kept: a repost is labelled by the whole text shown.
 * ``#话题#``: the words are kept, the ``#`` marks dropped. ``[哈哈]`` emoji codes: the name is kept as words.
+* Quotation marks of every style (“ ” 「 」 『 』 ‘ ’ …) become ASCII ``"`` and ``'``: users type whichever
+  their input method gives, and the quote style carries no meaning.
 * A character repeated more than ``max_repeat`` times is cut to ``max_repeat`` (哈哈哈哈哈, !!!!!!).
 * Whitespace between two CJK characters is removed (参 选 -> 参选); other runs of whitespace become one space.
 """
@@ -40,6 +42,7 @@ _REPLY = re.compile(r"回复\s*@[^\s:/@]{1,30}\s*:?")
 _MENTION = re.compile(r"@[\w\-·]{1,30}")
 _HASHTAG = re.compile(r"#([^#\n]{1,60})#")
 _EMOJI = re.compile(r"\[([\w\u4e00-\u9fff]{1,8})\]")
+_QUOTES = str.maketrans({**dict.fromkeys("“”„‟「」『』〝〞〟«»", '"'), **dict.fromkeys("‘’‚‛", "'")})
 _CJK = "\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
@@ -98,6 +101,7 @@ class Normalizer(TransformerMixin, BaseEstimator):
     def _markup(self, text: str) -> str:
         if self.lowercase:
             text = text.lower()
+        text = text.translate(_QUOTES)
         text = _replace(_URL, text, self.urls, URL)
         text = _replace(_REPOST, text, self.reposts, REPOST)
         text = _replace(_REPLY, text, self.mentions, REPLY)

@@ -71,3 +71,31 @@ def test_word_ngrams_keep_one_character_words():
 def test_invalid_ngram_range_is_rejected():
     with pytest.raises(ValueError):
         CharNgramCounter(ngram_range=(1, 4)).fit(["abc"])
+
+
+def test_floored_norm_normalises_long_rows_and_damps_short_ones():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from pipeline.features import FlooredL2Norm
+
+    train = sp.csr_matrix(np.array([[3.0, 4.0, 0.0], [6.0, 8.0, 0.0], [0.0, 0.0, 1.0]]))  # norms 5, 10, 1
+    norm = FlooredL2Norm(quantile=0.5).fit(train)
+    assert norm.floor_ == 5.0
+    out = norm.transform(sp.csr_matrix(np.array([[6.0, 8.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]]))).toarray()
+    assert np.allclose(out[0], [0.6, 0.8, 0.0])        # above the floor: unit length, as plain L2
+    assert np.allclose(out[1], [0.0, 0.0, 0.2])        # below it: divided by the floor, so it stays short
+    assert np.allclose(out[2], 0.0)                    # an empty post stays empty
+
+
+def test_plain_l2_when_the_floor_is_off(tiny_params):
+    import dataclasses
+
+    from pipeline.config import load_params
+    from pipeline.features import make_featurizer
+
+    params = load_params(tiny_params)
+    params = dataclasses.replace(params, features=dataclasses.replace(params.features, norm_floor_quantile=None))
+    featurizer = make_featurizer(params)
+    assert featurizer.named_steps["norm"] == "passthrough"
+    assert featurizer.named_steps["ngrams"].transformer_list[0][1].norm == "l2"

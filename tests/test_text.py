@@ -93,3 +93,13 @@ def test_traditional_detection():
     assert has_traditional("參選")
     assert not has_traditional("参选")
     assert to_simplified("約談") == "约谈"
+
+
+def test_every_quotation_mark_style_becomes_ascii():
+    from pipeline.text import Normalizer
+
+    normalizer = Normalizer()
+    plain = normalizer.normalize('民警说我这样做"影响不好"')
+    for styled in ("民警说我这样做“影响不好”", "民警说我这样做「影响不好」", "民警说我这样做『影响不好』"):
+        assert normalizer.normalize(styled) == plain
+    assert normalizer.normalize("他说‘别发了’") == "他说'别发了'"
