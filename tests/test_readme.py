@@ -41,7 +41,11 @@ def figures_row(label: str, metrics: dict) -> str:
 
 @pytest.mark.parametrize("label", ["candidacy", "police_warning"])
 def test_headline_figures_match_metrics(label):
-    expected = figures_row(label, load("metrics.json"))
+    metrics = load("metrics.json")
+    if not metrics["background"]["present"]:
+        # A checkout without the background corpus trains on less data: its figures are not the README's.
+        pytest.skip("the background corpus is absent here: the README's figures are for the full data")
+    expected = figures_row(label, metrics)
     assert expected in README, f"README's figures are stale; the row should read:\n{expected}"
 
 
