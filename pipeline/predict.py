@@ -122,7 +122,12 @@ def _scored_chunks(chunks: Iterator[streams.Chunk], jobs: int, thresholds: dict,
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
-    # fork: the workers share the already loaded model and dictionary instead of loading their own.
+    # fork: the workers share the already loaded model and dictionary instead of loading their own. Freezing
+    # the garbage collector first keeps it from touching (and so copying) those shared pages in every worker.
+    import gc
+
+    gc.collect()
+    gc.freeze()
     context = multiprocessing.get_context("fork")
     pending: deque = deque()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
