@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import os
 import shutil
 import subprocess
@@ -49,6 +50,12 @@ def test_metrics_and_plots_are_readable_by_dvc(repro):
     assert "candidacy.model.f1" in shown and "police_warning.keyword.f1" in shown
     sh(str(BIN / "dvc"), "plots", "show", "-o", "dvc_plots", cwd=repro)
     assert (repro / "dvc_plots" / "index.html").is_file()
+    plots = json.loads(sh(str(BIN / "dvc"), "plots", "show", "--json", cwd=repro))
+    assert not plots.get("errors"), plots["errors"]
+    for label in ("candidacy", "police_warning"):
+        for kind in ("precision at each recall", "against the decision threshold", "calibration", "confusion"):
+            [chart] = [charts for name, charts in plots["data"].items() if name.startswith(label) and kind in name]
+            assert chart and chart[0]["content"]["data"]["values"], (label, kind)
 
 
 def test_changing_train_C_reruns_only_train_and_later(repro):
