@@ -119,13 +119,12 @@ def _scored_chunks(chunks: Iterator[streams.Chunk], jobs: int, thresholds: dict,
         for chunk in chunks:
             yield chunk, _score(chunk.texts, chunk.errors, thresholds, explain, mark)
         return
+    import gc
     import multiprocessing
     from concurrent.futures import ProcessPoolExecutor
 
     # fork: the workers share the already loaded model and dictionary instead of loading their own. Freezing
     # the garbage collector first keeps it from touching (and so copying) those shared pages in every worker.
-    import gc
-
     gc.collect()
     gc.freeze()
     context = multiprocessing.get_context("fork")
@@ -198,7 +197,7 @@ def run(args: argparse.Namespace) -> int:
     jobs = args.jobs or default_jobs()
     total = None if args.texts or args.quiet else streams.count_rows(source, in_format)
     writer = streams.Writer(args.output, out_format)
-    rows = scored = 0
+    rows = scored = chunks_scored = 0
     flagged = dict.fromkeys(model.labels, 0)
     success = False
     try:
@@ -207,6 +206,7 @@ def run(args: argparse.Namespace) -> int:
         bar = progress(iter(()), desc="predict", total=total, disable=True if args.quiet else None)
         for chunk, predictions in _scored_chunks(chunks, jobs, thresholds, args.explain, args.on_error == "mark"):
             bar.update(len(chunk))
+            chunks_scored += 1
             rows += len(chunk)
             scored += sum(e is None for e in chunk.errors)
             for label in model.labels:
@@ -221,7 +221,7 @@ def run(args: argparse.Namespace) -> int:
         writer.close(success)
     done = time.perf_counter()
     log.info("%d rows in %.2f s: %.0f rows/s after the model was loaded, with %d job(s)", rows, done - started,
-             rows / (done - loaded) if done > loaded else 0.0, jobs)
+             rows / (done - loaded) if done > loaded else 0.0, jobs if chunks_scored > 1 else 1)
     if args.summary:
         for line in summary_lines(model, flagged, rows, scored, thresholds):
             print(line, file=sys.stderr)
