@@ -192,6 +192,9 @@ def run(args: argparse.Namespace) -> int:
     streams.check_encoding(args.encoding)
     model = _MODEL = load_model(args.model)
     thresholds = parse_thresholds(args.threshold, model.labels)
+    # Score one post now: jieba's dictionary and the OpenCC converter load on first use. Loading them here, before
+    # any worker is forked, lets the workers share them instead of each loading its own copy.
+    model.predict_proba(["加载词典"])
     loaded = time.perf_counter()
     log.info("model %s loaded in %.2f s", model.source, loaded - started)
     jobs = args.jobs or default_jobs()
