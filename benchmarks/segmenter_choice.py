@@ -24,11 +24,9 @@ SETTINGS = [("jieba", True), ("jieba", False), ("rjieba", True), ("rjieba", Fals
 
 
 def main() -> None:
-    import pandas as pd
-
     from pipeline import io
     from pipeline.config import load_params
-    from pipeline.features import docs_of, make_featurizer
+    from pipeline.features import docs_of, make_featurizer, training_posts
     from pipeline.metrics import prf
     from pipeline.model import Model
     from pipeline.segment import make_segmenter
@@ -57,8 +55,7 @@ def main() -> None:
         tokens_of[backend, hmm] = [doc.tokens for doc in docs]
         lab = labeled.assign(tokens=[list(d.tokens) for d in docs[: len(labeled)]])
         bg = background.assign(tokens=[list(d.tokens) for d in docs[len(labeled):]])
-        fit_on = pd.concat([lab[lab["split"] == "train"], bg[bg["split"] == "train"]])
-        featurizer = make_featurizer(params).fit(docs_of(fit_on))
+        featurizer = make_featurizer(params).fit(docs_of(training_posts(lab, bg)))
         pipeline, _ = train(params, lab, bg, featurizer)
         model = Model(pipeline, {"labels": list(params.labels)})
         thresholds, validation = validate(params, model, lab, bg)

@@ -27,6 +27,7 @@ import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
 from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
 from sklearn.pipeline import FeatureUnion, Pipeline
+from sklearn.utils.extmath import row_norms
 
 from pipeline.segment import Doc
 
@@ -151,24 +152,19 @@ class FlooredL2Norm(TransformerMixin, BaseEstimator):
         self.quantile = quantile
 
     def fit(self, X, y=None):
-        norms = _row_norms(X)
-        norms = norms[norms > 0]
         if not 0.0 <= self.quantile <= 1.0:
             raise ValueError("quantile must be between 0 and 1")
+        norms = row_norms(X)
+        norms = norms[norms > 0]
         self.floor_ = float(np.quantile(norms, self.quantile)) if len(norms) else 1.0
         return self
 
     def transform(self, X) -> sp.csr_matrix:
-        scale = 1.0 / np.maximum(_row_norms(X), self.floor_)
+        scale = 1.0 / np.maximum(row_norms(X), self.floor_)
         return sp.csr_matrix(sp.diags(scale.astype(X.dtype)) @ X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.asarray(input_features, dtype=object)
-
-
-def _row_norms(X) -> np.ndarray:
-    X = sp.csr_matrix(X)
-    return np.sqrt(np.asarray(X.multiply(X).sum(axis=1), dtype=np.float64).ravel())
 
 
 def _texts(X) -> list[str]:
@@ -198,6 +194,13 @@ def docs_of(frame) -> list[Doc]:
     return [Doc(text, tuple(tokens)) for text, tokens in zip(frame["norm"], frame["tokens"], strict=True)]
 
 
+def training_posts(labeled, background):
+    """The posts the featurizer is fitted on: the training split of the labeled and of the background posts."""
+    import pandas as pd
+
+    return pd.concat([labeled[labeled["split"] == "train"], background[background["split"] == "train"]])
+
+
 def feature_names(featurizer: Pipeline) -> np.ndarray:
     return featurizer.get_feature_names_out()
 
@@ -205,7 +208,6 @@ def feature_names(featurizer: Pipeline) -> np.ndarray:
 def main(argv: list[str] | None = None) -> None:
     """Stage ``featurize``: fit the feature extractors on the training posts (labeled and background)."""
     import joblib
-    import pandas as pd
 
     from pipeline import io
     from pipeline.config import load_params
@@ -215,7 +217,7 @@ def main(argv: list[str] | None = None) -> None:
     folder = params.root_path(params.paths.segmented)
     labeled = io.read_table(folder / "labeled.parquet")
     background = io.read_table(folder / "background.parquet")
-    train = pd.concat([labeled[labeled["split"] == "train"], background[background["split"] == "train"]])
+    train = training_posts(labeled, background)
     featurizer = make_featurizer(params).fit(docs_of(train))
     with io.atomic_path(params.root_path(params.paths.featurizer)) as tmp:
         joblib.dump(featurizer, tmp)

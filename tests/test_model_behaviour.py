@@ -46,19 +46,15 @@ POSITIVES = [
 ]
 
 
-def decisions(model, texts: list[str]):
-    return model.predict(texts)
-
-
 @pytest.mark.parametrize(("text", "candidacy", "police_warning"), GUIDE_EXAMPLES + POSITIVES)
 def test_labels_posts_as_the_guide_does(real_model, text, candidacy, police_warning):
-    row = decisions(real_model, [text]).iloc[0]
+    row = real_model.predict([text]).iloc[0]
     assert (int(row["candidacy"]), int(row["police_warning"])) == (candidacy, police_warning), row.to_dict()
 
 
 @pytest.mark.parametrize("text", HARD_NEGATIVES)
 def test_hard_negatives_are_not_flagged(real_model, text):
-    row = decisions(real_model, [text]).iloc[0]
+    row = real_model.predict([text]).iloc[0]
     assert int(row["candidacy"]) == 0 and int(row["police_warning"]) == 0, row.to_dict()
 
 
@@ -85,7 +81,7 @@ SURFACE_VARIANTS = [
 
 @pytest.mark.parametrize(("plain", "variants"), SURFACE_VARIANTS)
 def test_surface_changes_keep_the_decision(real_model, plain, variants):
-    frame = decisions(real_model, [plain, *variants])
+    frame = real_model.predict([plain, *variants])
     for label in LABELS:
         assert frame[label].nunique() == 1, frame[["text", f"{label}_prob", label]].to_dict("records")
         assert (frame[f"{label}_prob"] - frame[f"{label}_prob"].iloc[0]).abs().max() < 0.25
@@ -95,6 +91,6 @@ def test_labels_are_independent(real_model):
     """Adding a police visit to a declaration raises police_warning and keeps candidacy."""
     declaration = "我决定参选本届区人大代表，已经拿到了十二位选民的联名推荐。"
     with_visit = declaration + "结果今天派出所民警上门，警告我不要再在网上发参选的消息。"
-    frame = decisions(real_model, [declaration, with_visit])
+    frame = real_model.predict([declaration, with_visit])
     assert list(frame["candidacy"]) == [1, 1]
     assert list(frame["police_warning"]) == [0, 1]
