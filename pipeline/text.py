@@ -36,13 +36,16 @@ _INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u115f\u1160
                         r"\u200b-\u200f\u202a-\u202e\u2060-\u206f\u3164\ufe00-\ufe0f\ufeff\uffa0\ufff0-\ufffb"
                         r"\ud800-\udfff\ue000-\uf8ff]|[\U000e0000-\U000e0fff\U000f0000-\U0010ffff]")
 _SPACE = re.compile(r"[\s\u3000]+")
+_HAS_SPACE = re.compile(r"\s")
 _URL = re.compile(r"(?:https?://|www\.)[a-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
 _REPOST = re.compile(r"//\s*@[^\s:/@]{1,30}\s*:?")
 _REPLY = re.compile(r"回复\s*@[^\s:/@]{1,30}\s*:?")
 _MENTION = re.compile(r"@[\w\-·]{1,30}")
 _HASHTAG = re.compile(r"#([^#\n]{1,60})#")
 _EMOJI = re.compile(r"\[([\w\u4e00-\u9fff]{1,8})\]")
-_QUOTES = str.maketrans({**dict.fromkeys("“”„‟「」『』〝〞〟«»", '"'), **dict.fromkeys("‘’‚‛", "'")})
+_DOUBLE_QUOTES, _SINGLE_QUOTES = "“”„‟「」『』〝〞〟«»", "‘’‚‛"
+_QUOTES = str.maketrans({**dict.fromkeys(_DOUBLE_QUOTES, '"'), **dict.fromkeys(_SINGLE_QUOTES, "'")})
+_ANY_QUOTE = re.compile(f"[{_DOUBLE_QUOTES}{_SINGLE_QUOTES}]")
 _CJK = "\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 
@@ -99,19 +102,24 @@ class Normalizer(TransformerMixin, BaseEstimator):
         return parts
 
     def _markup(self, text: str) -> str:
+        # Each pattern runs only when the text holds a character it needs (cheap substring tests): most posts
+        # have no URL, mention, hashtag or emoji code, and a regex scan per post per pattern adds up.
         if self.lowercase:
             text = text.lower()
-        text = text.translate(_QUOTES)
-        text = _replace(_URL, text, self.urls, URL)
-        text = _replace(_REPOST, text, self.reposts, REPOST)
-        text = _replace(_REPLY, text, self.mentions, REPLY)
-        text = _replace(_MENTION, text, self.mentions, MENTION)
-        if self.join_cjk_spaces:
+        if _ANY_QUOTE.search(text):
+            text = text.translate(_QUOTES)
+        if "://" in text or "www." in text.lower():
+            text = _replace(_URL, text, self.urls, URL)
+        if "@" in text:
+            text = _replace(_REPOST, text, self.reposts, REPOST)
+            text = _replace(_REPLY, text, self.mentions, REPLY)
+            text = _replace(_MENTION, text, self.mentions, MENTION)
+        if self.join_cjk_spaces and _HAS_SPACE.search(text):
             # After mentions (a space ends a name), before hashtags and emoji (whose spaces must stay).
             text = _CJK_SPACE.sub("", text)
-        if self.hashtags != "keep":
+        if self.hashtags != "keep" and "#" in text:
             text = _HASHTAG.sub(" \\1 " if self.hashtags == "text" else " ", text)
-        if self.emoji != "keep":
+        if self.emoji != "keep" and "[" in text:
             text = _EMOJI.sub(" \\1 " if self.emoji == "text" else " ", text)
         text = _repeats(self.max_repeat).sub("\\1" * self.max_repeat, text)
         return _SPACE.sub(" ", text).strip()
