@@ -90,8 +90,34 @@ class Model:
         return steps["features"].transform(steps["segment"].transform(steps["normalize"].transform(texts)))
 
     def proba_from_features(self, X) -> np.ndarray:
-        outputs = self.pipeline.named_steps["classify"].predict_proba(X)
-        return np.column_stack([p[:, 1] for p in outputs]) if len(outputs) else np.zeros((X.shape[0], 0))
+        linear = self._linear()
+        if linear is None:
+            outputs = self.pipeline.named_steps["classify"].predict_proba(X)
+            return np.column_stack([p[:, 1] for p in outputs]) if len(outputs) else np.zeros((X.shape[0], 0))
+        from scipy.special import expit
+
+        weights, intercepts, slopes, offsets, folds = linear
+        decisions = X @ weights
+        decisions += intercepts
+        fold_proba = expit(-(slopes * decisions + offsets))
+        proba = np.zeros((X.shape[0], len(folds)))
+        for j, columns in enumerate(folds):
+            for column in columns:  # summed fold by fold, then divided: scikit-learn's order, so the same bits
+                proba[:, j] += fold_proba[:, column]
+            proba[:, j] /= len(columns)
+        return proba
+
+    def _linear(self):
+        """The classifiers as one weight matrix, when every label is a sigmoid-calibrated linear model.
+
+        ``CalibratedClassifierCV.predict_proba`` is the mean over folds of ``expit(-(a * (x.w + c) + b))``.
+        Computed here with one sparse product for all labels and folds instead of one per fold (and without
+        scikit-learn's input checks on every call): the same numbers, bit for bit (tests/test_model.py),
+        about twice as fast on a chunk of posts.
+        """
+        if "_linear" not in self._coef:
+            self._coef["_linear"] = _stacked_linear(self.pipeline.named_steps["classify"])
+        return self._coef["_linear"]
 
     def predict_proba(self, texts) -> np.ndarray:
         """Probabilities, one column per label in :attr:`labels` order."""
@@ -144,24 +170,51 @@ class Model:
         return self._coef["_names"]
 
     def explain(self, X, label: str, k: int) -> list[str]:
-        """Per post, the k features that raised the label's score most, joined by ``|``."""
-        X = X.tocsr()
-        contrib = X.multiply(self.coefficients(label)).tocsr()
-        names = self.feature_names()
-        out = []
-        for i in range(contrib.shape[0]):
-            start, end = contrib.indptr[i], contrib.indptr[i + 1]
-            values, index = contrib.data[start:end], contrib.indices[start:end]
-            order = np.argsort(-values, kind="stable")
-            picked: list[str] = []
-            for o in order:
-                if values[o] <= 0 or len(picked) == k:
-                    break
-                name = names[index[o]]
-                if name not in picked:
-                    picked.append(name)
-            out.append("|".join(picked))
+        """Per post, the k features that raised the label's score most, joined by ``|``.
+
+        A word and a character n-gram can share a name (参选), so each post's top 2k positive contributions are
+        taken, highest first, and the first k distinct names kept.
+        """
+        contrib = X.tocsr().multiply(self.coefficients(label)).tocsr()
+        rows = np.repeat(np.arange(contrib.shape[0]), np.diff(contrib.indptr))
+        positive = contrib.data > 0
+        rows, values, index = rows[positive], contrib.data[positive], contrib.indices[positive]
+        order = np.lexsort((-values, rows))  # by post, then contribution, highest first (stable on ties)
+        rows, index = rows[order], index[order]
+        rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
+        top = rank < 2 * k
+        names = self.feature_names()[index[top]].tolist()
+        counts = np.bincount(rows[top], minlength=contrib.shape[0]).tolist()
+        out, start = [], 0
+        for count in counts:
+            out.append("|".join(list(dict.fromkeys(names[start:start + count]))[:k]))
+            start += count
         return out
+
+
+def _stacked_linear(classify):
+    """Weights, intercepts, calibration slopes and offsets, one column per (label, fold), and each label's
+    columns; None when any label is not a binary, sigmoid-calibrated linear model."""
+    columns, intercepts, slopes, offsets, folds = [], [], [], [], []
+    for calibrated in getattr(classify, "estimators_", []):
+        label_columns = []
+        for fold in getattr(calibrated, "calibrated_classifiers_", []):
+            estimator = fold.estimator
+            if (fold.method != "sigmoid" or len(fold.calibrators) != 1 or not hasattr(estimator, "coef_")
+                    or list(estimator.classes_) != [0, 1] or list(fold.classes) != [0, 1]):
+                return None
+            label_columns.append(len(columns))
+            columns.append(np.asarray(estimator.coef_, dtype=np.float64).ravel())
+            intercepts.append(float(np.ravel(estimator.intercept_)[0]))
+            slopes.append(float(fold.calibrators[0].a_))
+            offsets.append(float(fold.calibrators[0].b_))
+        if not label_columns:
+            return None
+        folds.append(label_columns)
+    if not folds:
+        return None
+    return (np.ascontiguousarray(np.column_stack(columns)), np.array(intercepts), np.array(slopes),
+            np.array(offsets), folds)
 
 
 def load_model(path: str | Path | None = None) -> Model:
