@@ -18,6 +18,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import pandas as pd
 
@@ -106,18 +107,46 @@ def _score(texts: list[str | None], errors: list[str | None], thresholds: dict, 
     return frame
 
 
-def _scored_chunks(chunks: Iterator[streams.Chunk], jobs: int, thresholds: dict, explain: int,
-                   mark: bool) -> Iterator[tuple[streams.Chunk, pd.DataFrame]]:
-    """Score chunks in order, in worker processes when there is more than one chunk and more than one job."""
+@dataclass
+class Done:
+    """One chunk scored: counts for the summary, and its output rows, laid out as text where the format allows
+    (then the chunk and its predictions are not sent back from the worker)."""
+
+    rows: int
+    scored: int
+    flagged: dict[str, int]
+    rendered: streams.Rendered | None
+    chunk: streams.Chunk | None
+    predictions: pd.DataFrame | None
+
+
+def _process(chunk: streams.Chunk, options: dict) -> Done:
+    """Score a chunk, keep the flagged rows if asked, and lay out its output: all a worker does for a chunk."""
+    predictions = _score(chunk.texts, chunk.errors, options["thresholds"], options["explain"], options["mark"])
+    labels = _MODEL.labels
+    done = Done(rows=len(chunk), scored=sum(e is None for e in chunk.errors),
+                flagged={label: int((predictions[label] == 1).sum()) for label in labels},
+                rendered=None, chunk=None, predictions=None)
+    if options["only_flagged"]:
+        keep = (predictions[labels] == 1).any(axis=1).to_numpy()
+        chunk, predictions = _subset(chunk, keep), predictions[keep]
+    done.rendered = streams.render(chunk, predictions, options["format"])
+    if done.rendered is None:
+        done.chunk, done.predictions = chunk, predictions
+    return done
+
+
+def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Iterator[Done]:
+    """Process chunks in order, in worker processes when there is more than one chunk and more than one job."""
     first = next(chunks, None)
     if first is None:
         return
     second = next(chunks, None)
     if second is None or jobs == 1:
         for chunk in (first, *(() if second is None else (second,))):
-            yield chunk, _score(chunk.texts, chunk.errors, thresholds, explain, mark)
+            yield _process(chunk, options)
         for chunk in chunks:
-            yield chunk, _score(chunk.texts, chunk.errors, thresholds, explain, mark)
+            yield _process(chunk, options)
         return
     import gc
     import multiprocessing
@@ -130,20 +159,15 @@ def _scored_chunks(chunks: Iterator[streams.Chunk], jobs: int, thresholds: dict,
     context = multiprocessing.get_context("fork")
     pending: deque = deque()
     with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        def submit(chunk: streams.Chunk) -> None:
-            pending.append((chunk, pool.submit(_score, chunk.texts, chunk.errors, thresholds, explain, mark)))
-
-        submit(first)
-        submit(second)
+        pending.append(pool.submit(_process, first, options))
+        pending.append(pool.submit(_process, second, options))
         for chunk in chunks:
             # Bounded read-ahead keeps memory flat however large the input is.
             while len(pending) >= 2 * jobs:
-                done, future = pending.popleft()
-                yield done, future.result()
-            submit(chunk)
+                yield pending.popleft().result()
+            pending.append(pool.submit(_process, chunk, options))
         while pending:
-            done, future = pending.popleft()
-            yield done, future.result()
+            yield pending.popleft().result()
 
 
 def prevalence(flag_rate: float, tpr: float | None, fpr: float | None) -> float | None:
@@ -207,17 +231,19 @@ def run(args: argparse.Namespace) -> int:
         from pipeline.io import progress
 
         bar = progress(iter(()), desc="predict", total=total, disable=True if args.quiet else None)
-        for chunk, predictions in _scored_chunks(chunks, jobs, thresholds, args.explain, args.on_error == "mark"):
-            bar.update(len(chunk))
+        options = {"thresholds": thresholds, "explain": args.explain, "mark": args.on_error == "mark",
+                   "only_flagged": args.only_flagged, "format": out_format}
+        for done in _processed(chunks, jobs, options):
+            bar.update(done.rows)
             chunks_scored += 1
-            rows += len(chunk)
-            scored += sum(e is None for e in chunk.errors)
+            rows += done.rows
+            scored += done.scored
             for label in model.labels:
-                flagged[label] += int((predictions[label] == 1).sum())
-            if args.only_flagged:
-                keep = (predictions[model.labels] == 1).any(axis=1).to_numpy()
-                chunk, predictions = _subset(chunk, keep), predictions[keep]
-            writer.write(chunk, predictions)
+                flagged[label] += done.flagged[label]
+            if done.rendered is not None:
+                writer.write_rendered(done.rendered)
+            else:
+                writer.write(done.chunk, done.predictions)
         bar.close()
         success = True
     finally:

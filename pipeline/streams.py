@@ -15,6 +15,7 @@ import codecs
 import contextlib
 import gzip
 import io as _io
+import itertools
 import json
 import os
 import re
@@ -155,18 +156,11 @@ def _read_delimited(path, fmt, chunk_size, text_column, encoding, on_error) -> I
 def _read_lines(path, fmt, chunk_size, text_column, encoding, on_error) -> Iterator[Chunk]:
     stream = _text_stream(path, encoding)
     try:
-        batch: list[str] = []
         line = 1
-        for raw in stream:
-            batch.append(raw.rstrip("\r\n"))
-            if len(batch) == chunk_size:
-                yield Chunk(texts=batch, table=pd.DataFrame({text_column: batch}), errors=[None] * len(batch),
-                            first_line=line)
-                line += len(batch)
-                batch = []
-        if batch:
+        while batch := [raw.rstrip("\r\n") for raw in itertools.islice(stream, chunk_size)]:
             yield Chunk(texts=batch, table=pd.DataFrame({text_column: batch}), errors=[None] * len(batch),
                         first_line=line)
+            line += len(batch)
     finally:
         if path != "-":
             stream.close()
@@ -274,6 +268,7 @@ class Writer:
         self.fmt = fmt
         self.columns: list[str] | None = None
         self._parquet = None
+        self._header_done = False
         self._tmp: Path | None = None
         if path == "-":
             if fmt == "parquet":
@@ -297,23 +292,21 @@ class Writer:
                                                                             errors="backslashreplace")
 
     def write(self, chunk: Chunk, predictions: pd.DataFrame) -> None:
-        if self.fmt == "jsonl":
-            self._write_jsonl(chunk, predictions)
+        rendered = render(chunk, predictions, self.fmt)
+        if rendered is not None:
+            self.write_rendered(rendered)
         else:
             self._write_table(_as_table(chunk, predictions))
 
-    def _write_jsonl(self, chunk: Chunk, predictions: pd.DataFrame) -> None:
-        rows = predictions.to_dict("records")
-        if chunk.records is not None:
-            base = [dict(r) if isinstance(r, dict) else {} for r in chunk.records]
-        else:
-            base = chunk.table.to_dict("records")
-        lines = []
-        for record, extra in zip(base, rows, strict=True):
-            record.update({k: _json_value(v) for k, v in extra.items()})
-            lines.append(json.dumps(record, ensure_ascii=False))
-        if lines:
-            self.handle.write("\n".join(lines) + "\n")
+    def write_rendered(self, rendered: Rendered) -> None:
+        """Write rows that :func:`render` laid out (possibly in a worker process), with the header first."""
+        if self.fmt != "jsonl":
+            if self.columns is None:
+                self.columns = rendered.columns
+                self.handle.write(_delimited(pd.DataFrame(columns=rendered.columns), self.fmt, header=True))
+            elif rendered.columns != self.columns:  # never expected: a table input has one header
+                raise UserError("the input's columns changed between chunks")
+        self.handle.write(rendered.text)
 
     def _write_table(self, frame: pd.DataFrame) -> None:
         if self.columns is None:
@@ -333,13 +326,8 @@ class Writer:
                 self._parquet = pq.ParquetWriter(self.handle, table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
             return
-        frame.to_csv(self.handle, sep="\t" if self.fmt == "tsv" else ",", index=False,
-                     header=self._first_table(), lineterminator="\n")
-
-    def _first_table(self) -> bool:
-        first = not getattr(self, "_header_done", False)
+        self.handle.write(_delimited(frame, self.fmt, header=not self._header_done))
         self._header_done = True
-        return first
 
     def close(self, success: bool) -> None:
         """Finish the output: on success rename the temporary file into place, otherwise remove it."""
@@ -357,6 +345,42 @@ class Writer:
                 os.replace(self._tmp, self.path)
             else:
                 self._tmp.unlink(missing_ok=True)
+
+
+@dataclass
+class Rendered:
+    """Output rows as text, ready to write: CSV/TSV rows without their header (and their columns), or JSON lines."""
+
+    text: str
+    columns: list[str]
+
+
+def render(chunk: Chunk, predictions: pd.DataFrame, fmt: str) -> Rendered | None:
+    """Lay out a chunk's output rows as text, or None where only the :class:`Writer` can (Parquet; JSON records
+    written as a table, whose columns depend on the records seen before). Pure, so worker processes can do it."""
+    if fmt == "jsonl":
+        return Rendered(_jsonl_lines(chunk, predictions), [])
+    if fmt in ("csv", "tsv") and chunk.table is not None:
+        frame = _as_table(chunk, predictions)
+        return Rendered(_delimited(frame, fmt, header=False), [str(c) for c in frame.columns])
+    return None
+
+
+def _delimited(frame: pd.DataFrame, fmt: str, header: bool) -> str:
+    return frame.to_csv(None, sep="\t" if fmt == "tsv" else ",", index=False, header=header, lineterminator="\n")
+
+
+def _jsonl_lines(chunk: Chunk, predictions: pd.DataFrame) -> str:
+    rows = predictions.to_dict("records")
+    if chunk.records is not None:
+        base = [dict(r) if isinstance(r, dict) else {} for r in chunk.records]
+    else:
+        base = chunk.table.to_dict("records")
+    lines = []
+    for record, extra in zip(base, rows, strict=True):
+        record.update({k: _json_value(v) for k, v in extra.items()})
+        lines.append(json.dumps(record, ensure_ascii=False) + "\n")
+    return "".join(lines)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
