@@ -26,7 +26,7 @@ ALLOWED_TYPES = frozenset({
     "pipeline.segment.Segmenter",
     "pipeline.features.CharNgramCounter",
     "pipeline.features.FlooredL2Norm",
-    "pipeline.features.TokenNgrams",
+    "pipeline.features.WordNgramCounter",
     "sklearn.calibration._CalibratedClassifier",
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.isotonic.IsotonicRegression",

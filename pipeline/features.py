@@ -2,12 +2,15 @@
 
 Two TF-IDF weighted blocks side by side:
 
-* ``words``: jieba tokens and token bigrams. One-character words (被, 约, 查) are kept: the analyzer is a
-  callable, so scikit-learn's ``token_pattern`` (which drops them) is never used.
-* ``chars``: character 1–3-grams of the normalised text, robust to homophones, variant characters and
-  segmentation errors. They are counted by :class:`CharNgramCounter`, which turns a whole batch of posts
-  into integer n-gram codes with NumPy and looks them up with a binary search: several times faster than
-  building n-gram strings in Python, which would otherwise cost more than jieba itself.
+* ``words``: jieba tokens and token bigrams (:class:`WordNgramCounter`). One-character words (被, 约, 查) are
+  kept, unlike scikit-learn's default ``token_pattern``.
+* ``chars``: character 1–3-grams of the normalised text (:class:`CharNgramCounter`), robust to homophones,
+  variant characters and segmentation errors.
+
+Both counters turn a whole batch of posts into integer n-gram codes with NumPy and look them up in one hash
+table, then scikit-learn's ``TfidfTransformer`` weights them. They count exactly what ``CountVectorizer`` would
+(tests/test_features.py checks it) several times faster: building n-gram strings and counting them in Python, as
+``CountVectorizer`` does, cost more than segmenting with rjieba.
 
 Normalisation (``features.norm_floor_quantile``). Plain L2 normalisation turns a one-character post such as
 ``被`` into a unit vector on that one feature, as strong as a whole paragraph of evidence: the model then gave
@@ -20,12 +23,11 @@ L2-normalised as usual, and a post with little text keeps its small raw norm, so
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 
 import numpy as np
 import scipy.sparse as sp
 from sklearn.base import BaseEstimator, TransformerMixin
-from sklearn.feature_extraction.text import TfidfTransformer, TfidfVectorizer
+from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.extmath import row_norms
 
@@ -37,69 +39,52 @@ _BITS = 21  # every Unicode code point fits in 21 bits, so three of them fit in 
 _MASK = (1 << _BITS) - 1
 
 
-class TokenNgrams:
-    """Analyzer for TfidfVectorizer: the word n-grams of a :class:`Doc`'s tokens, joined by a space."""
+def ngram_codes(symbols: np.ndarray, doc_of: np.ndarray,
+                ngram_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+    """The n-grams of a batch of symbol sequences as (row, code) arrays.
 
-    def __init__(self, ngram_range: tuple[int, int] = (1, 2)):
-        self.ngram_range = tuple(ngram_range)
-
-    def __call__(self, doc: Doc) -> list[str]:
-        tokens = doc.tokens
-        low, high = self.ngram_range
-        grams = list(tokens) if low == 1 else []
-        for n in range(max(low, 2), high + 1):
-            grams.extend(" ".join(tokens[i:i + n]) for i in range(len(tokens) - n + 1))
-        return grams
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, TokenNgrams) and other.ngram_range == self.ngram_range
-
-    def __repr__(self) -> str:
-        return f"TokenNgrams(ngram_range={self.ngram_range})"
-
-
-def char_ngram_codes(texts: Sequence[str], ngram_range: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
-    """All character n-grams of a batch as (row, code) arrays; spaces separate and are never part of one.
-
-    A code packs up to three code points: c for a unigram, c1<<21|c2 for a bigram, c1<<42|c2<<21|c3 for a
-    trigram. Code point 0 never occurs in text, so codes of different lengths cannot collide.
+    ``symbols`` holds every post's symbols (code points, or token ids) one after another, each below 2**21, with a
+    0 wherever no n-gram may pass (between posts, at a space, at an unknown token); ``doc_of`` gives each position's
+    row. A code packs up to three symbols: s for a unigram, s1<<21|s2 for a bigram, s1<<42|s2<<21|s3 for a trigram.
+    Symbols are never 0, so codes of different lengths cannot collide.
     """
-    if not texts:
-        return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-    joined = "\0".join(texts)
-    if joined.count("\0") != len(texts) - 1:  # a NUL inside a text would shift every later row
-        joined = "\0".join(text.replace("\0", " ") for text in texts)
-    points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
-    doc_of = np.cumsum(points == 0)  # row of each position: separators seen before it
-    points[points == 0x20] = 0  # a space separates like NUL: no n-gram spans two words
     rows, codes = [], []
     low, high = ngram_range
     for n in range(low, high + 1):
-        if len(points) < n:
+        if len(symbols) < n:
             continue
-        code = points[: len(points) - n + 1].copy()
+        code = symbols[: len(symbols) - n + 1].copy()
         valid = code != 0
         for k in range(1, n):
-            nxt = points[k: len(points) - n + 1 + k]
+            nxt = symbols[k: len(symbols) - n + 1 + k]
             valid &= nxt != 0
             code = (code << _BITS) | nxt
-        rows.append(doc_of[: len(points) - n + 1][valid])
+        rows.append(doc_of[: len(symbols) - n + 1][valid])
         codes.append(code[valid])
     if not rows:
         return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
     return np.concatenate(rows), np.concatenate(codes)
 
 
-def decode_char_ngram(code: int) -> str:
-    chars = []
+def decode_ngram(code: int) -> list[int]:
+    """The symbols packed in an n-gram code, first to last."""
+    symbols = []
     while code:
-        chars.append(chr(code & _MASK))
+        symbols.append(code & _MASK)
         code >>= _BITS
-    return "".join(reversed(chars))
+    return symbols[::-1]
 
 
-class CharNgramCounter(TransformerMixin, BaseEstimator):
-    """Counts character n-grams of :class:`Doc` texts (or plain strings) against a vocabulary fitted on them."""
+def decode_char_ngram(code: int) -> str:
+    return "".join(map(chr, decode_ngram(code)))
+
+
+class _NgramCounter(TransformerMixin, BaseEstimator):
+    """Counts n-grams of integer symbols against a vocabulary of n-gram codes fitted on the training posts.
+
+    Subclasses turn a batch of posts into symbols (:meth:`_symbols`). Counting is NumPy over the whole batch, and
+    the vocabulary look-up one hash-table probe per n-gram (a pandas Index), with no Python loop per n-gram.
+    """
 
     def __init__(self, ngram_range: tuple[int, int] = (1, 3), min_df: int = 2, max_df: float = 1.0,
                  max_features: int | None = None):
@@ -109,40 +94,158 @@ class CharNgramCounter(TransformerMixin, BaseEstimator):
         self.max_features = max_features
 
     def fit(self, X, y=None):
-        texts = _texts(X)
         low, high = self.ngram_range
         if not 1 <= low <= high <= 3:
             raise ValueError("ngram_range must satisfy 1 <= low <= high <= 3")
-        rows, codes = char_ngram_codes(texts, (low, high))
-        # Document frequency: count each (row, code) pair once.
-        order = np.lexsort((codes, rows))
-        rows, codes = rows[order], codes[order]
-        first = np.ones(len(codes), dtype=bool)
-        first[1:] = (codes[1:] != codes[:-1]) | (rows[1:] != rows[:-1])
-        vocabulary, df = np.unique(codes[first], return_counts=True)
-        keep = (df >= self.min_df) & (df <= self.max_df * max(len(texts), 1))
+        posts = list(X)
+        self._fit_symbols(posts)
+        rows, codes = ngram_codes(*self._symbols(posts), (low, high))
+        vocabulary, df = _document_frequency(rows, codes)
+        keep = (df >= self.min_df) & (df <= self.max_df * max(len(posts), 1))
         vocabulary, df = vocabulary[keep], df[keep]
         if self.max_features is not None and len(vocabulary) > self.max_features:
             top = np.sort(np.argsort(-df, kind="stable")[: self.max_features])
             vocabulary = vocabulary[top]
         if len(vocabulary) == 0:
-            raise ValueError("no character n-gram occurs often enough: lower min_df or add data")
-        self.vocabulary_ = vocabulary
+            raise ValueError(f"no {self._unit} n-gram occurs often enough: lower min_df or add data")
+        self.vocabulary_ = self._compact(vocabulary)
         return self
 
     def transform(self, X) -> sp.csr_matrix:
-        texts = _texts(X)
-        rows, codes = char_ngram_codes(texts, tuple(self.ngram_range))
-        index = np.searchsorted(self.vocabulary_, codes)
-        index[index == len(self.vocabulary_)] = 0
-        hit = self.vocabulary_[index] == codes
+        posts = list(X)
+        rows, codes = ngram_codes(*self._symbols(posts), tuple(self.ngram_range))
+        index = self._index().get_indexer(codes)
+        hit = index >= 0
         counts = sp.csr_matrix((np.ones(int(hit.sum()), dtype=np.float64), (rows[hit], index[hit])),
-                               shape=(len(texts), len(self.vocabulary_)))
+                               shape=(len(posts), len(self.vocabulary_)))
         counts.sum_duplicates()
         return counts
 
+    def _index(self):
+        # A pandas Index builds its hash table on first use; it is rebuilt per process, never pickled.
+        index = self.__dict__.get("_vocabulary_index")
+        if index is None:
+            import pandas as pd
+
+            index = self.__dict__["_vocabulary_index"] = pd.Index(self.vocabulary_)
+        return index
+
+    def __getstate__(self):
+        state = self.__dict__.copy()
+        state.pop("_vocabulary_index", None)
+        return state
+
+    _unit = "symbol"
+
+    def _fit_symbols(self, posts: list) -> None:
+        """Learn whatever :meth:`_symbols` needs before the vocabulary is counted."""
+
+    def _symbols(self, posts: list) -> tuple[np.ndarray, np.ndarray]:
+        raise NotImplementedError
+
+    def _compact(self, vocabulary: np.ndarray) -> np.ndarray:
+        return vocabulary
+
+
+class CharNgramCounter(_NgramCounter):
+    """Counts character n-grams of :class:`Doc` texts (or plain strings); symbols are code points."""
+
+    _unit = "character"
+
+    def _symbols(self, posts):
+        texts = [doc.text if isinstance(doc, Doc) else doc for doc in posts]
+        if not texts:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        joined = "\0".join(texts)
+        if joined.count("\0") != len(texts) - 1:  # a NUL inside a text would shift every later row
+            joined = "\0".join(text.replace("\0", " ") for text in texts)
+        points = np.frombuffer(joined.encode("utf-32-le", "surrogatepass"), dtype=np.uint32).astype(np.int64)
+        doc_of = np.cumsum(points == 0)  # row of each position: separators seen before it
+        points[points == 0x20] = 0  # a space separates like NUL: no n-gram spans two words
+        return points, doc_of
+
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.array([decode_char_ngram(int(code)) for code in self.vocabulary_], dtype=object)
+
+
+class WordNgramCounter(_NgramCounter):
+    """Counts word n-grams of :class:`Doc` tokens; one-character words (被, 约, 查) are kept.
+
+    Symbols are token ids. Fitting numbers the tokens seen in at least ``min_df`` training posts (a rarer token
+    cannot be part of a kept n-gram), then keeps only the tokens of the kept n-grams. A token missing from that
+    table breaks n-grams like the end of a post: no n-gram containing it is in the vocabulary anyway.
+    """
+
+    _unit = "word"
+
+    def _fit_symbols(self, posts):
+        tokens = [doc.tokens for doc in posts]
+        ids: dict[str, int] = {}
+        flat = np.array([ids.setdefault(t, len(ids)) for doc in tokens for t in doc], dtype=np.int64)
+        rows = np.repeat(np.arange(len(tokens)), [len(doc) for doc in tokens])
+        _, df = _document_frequency(rows, flat, minlength=len(ids))
+        common = [token for token, i in ids.items() if df[i] >= self.min_df]
+        if len(common) >= _MASK:
+            raise ValueError(f"{len(common):,} distinct words is more than word n-gram codes hold: raise min_df")
+        self.tokens_ = np.array(common, dtype=object)
+        self._ids = {token: i + 1 for i, token in enumerate(common)}
+
+    def _compact(self, vocabulary):
+        # Renumber the tokens of the kept n-grams 1..n; the codes change with them and are sorted again.
+        used = np.unique([s for code in vocabulary.tolist() for s in decode_ngram(code)])
+        renumber = np.zeros(len(self.tokens_) + 1, dtype=np.int64)
+        renumber[used] = np.arange(1, len(used) + 1)
+        self.tokens_ = self.tokens_[used - 1]
+        self._ids = None
+        return np.sort(np.array([_encode([int(renumber[s]) for s in decode_ngram(code)])
+                                 for code in vocabulary.tolist()], dtype=np.int64))
+
+    def _token_ids(self) -> dict[str, int]:
+        ids = self.__dict__.get("_ids")
+        if ids is None:
+            ids = self.__dict__["_ids"] = {token: i + 1 for i, token in enumerate(self.tokens_.tolist())}
+        return ids
+
+    def _symbols(self, posts):
+        get = self._token_ids().get
+        lengths = np.array([len(doc.tokens) + 1 for doc in posts], dtype=np.int64)  # +1: a separator after each
+        symbols = np.zeros(int(lengths.sum()), dtype=np.int64)
+        ends = np.cumsum(lengths) - 1
+        words = np.ones(len(symbols), dtype=bool)
+        words[ends] = False
+        symbols[words] = [get(t, 0) for doc in posts for t in doc.tokens]
+        return symbols, np.repeat(np.arange(len(posts)), lengths)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("_ids", None)
+        return state
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        tokens = self.tokens_
+        return np.array([" ".join(tokens[s - 1] for s in decode_ngram(code)) for code in self.vocabulary_.tolist()],
+                        dtype=object)
+
+
+def _encode(symbols: list[int]) -> int:
+    code = 0
+    for s in symbols:
+        code = (code << _BITS) | s
+    return code
+
+
+def _document_frequency(rows: np.ndarray, codes: np.ndarray, minlength: int | None = None):
+    """The distinct codes and how many rows hold each (each (row, code) pair counted once).
+
+    With ``minlength``, codes are 0..minlength-1 and the counts come back for each of them, in order.
+    """
+    order = np.lexsort((codes, rows))
+    rows, codes = rows[order], codes[order]
+    first = np.ones(len(codes), dtype=bool)
+    first[1:] = (codes[1:] != codes[:-1]) | (rows[1:] != rows[:-1])
+    if minlength is not None:
+        return np.arange(minlength), np.bincount(codes[first], minlength=minlength)
+    return np.unique(codes[first], return_counts=True)
 
 
 class FlooredL2Norm(TransformerMixin, BaseEstimator):
@@ -167,18 +270,15 @@ class FlooredL2Norm(TransformerMixin, BaseEstimator):
         return np.asarray(input_features, dtype=object)
 
 
-def _texts(X) -> list[str]:
-    return [doc.text if isinstance(doc, Doc) else doc for doc in X]
-
-
 def make_featurizer(params) -> Pipeline:
     """The unfitted featurizer the config describes: word and character n-gram TF-IDF, then normalisation."""
     cfg = params.features
     floored = cfg.norm_floor_quantile is not None
     block_norm = None if floored else "l2"
-    words = TfidfVectorizer(analyzer=TokenNgrams(cfg.word_ngrams), lowercase=False, token_pattern=None,
-                            min_df=cfg.min_df, max_df=cfg.max_df, sublinear_tf=cfg.sublinear_tf, norm=block_norm,
-                            dtype=np.float32)
+    words = Pipeline([
+        ("count", WordNgramCounter(ngram_range=cfg.word_ngrams, min_df=cfg.min_df, max_df=cfg.max_df)),
+        ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
+    ])
     chars = Pipeline([
         ("count", CharNgramCounter(ngram_range=cfg.char_ngrams, min_df=cfg.min_df, max_df=cfg.max_df,
                                    max_features=cfg.max_char_features)),

@@ -1,4 +1,4 @@
-"""Features (pipeline/features.py): the fast character n-gram counter and the word n-grams."""
+"""Features (pipeline/features.py): the fast character and word n-gram counters, and the floored norm."""
 
 import numpy as np
 import pytest
@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipeline.features import CharNgramCounter, TokenNgrams, decode_char_ngram
+from pipeline.features import CharNgramCounter, WordNgramCounter, decode_char_ngram
 from pipeline.segment import Doc
 
 TEXTS = ["又被国保约谈了", "周末约了老同学去茶馆喝茶", "我决定参选本区人大代表", "喝茶", "", "a", "约谈约谈约谈"]
@@ -63,9 +63,66 @@ def test_decode_round_trips_three_characters():
     assert [decode_char_ngram(int(c)) for c in counter.vocabulary_] == ["查水表"]
 
 
+def _word_analyzer(doc: Doc) -> list[str]:
+    """What scikit-learn would count as word 1-2-grams of a Doc: the reference the fast counter must match."""
+    tokens = doc.tokens
+    return list(tokens) + [" ".join(tokens[i:i + 2]) for i in range(len(tokens) - 1)]
+
+
+def _same_counts(ours, theirs, docs):
+    index = theirs.vocabulary_
+    names = ours.get_feature_names_out()
+    assert sorted(names) == sorted(index)
+    want = theirs.transform(docs).toarray()[:, [index[n] for n in names]]
+    np.testing.assert_array_equal(ours.transform(docs).toarray(), want)
+
+
+DOCS = [Doc("", ("又", "被", "约", "了")), Doc("", ("周末", "约", "了", "老同学", "喝茶")), Doc("", ()),
+        Doc("", ("被", "约", "喝茶")), Doc("", ("约", "了", "约", "了")), Doc("", ("参选", "人大代表"))]
+
+
+@pytest.mark.parametrize("min_df", [1, 2])
+def test_word_counts_equal_scikit_learns(min_df):
+    ours = WordNgramCounter(ngram_range=(1, 2), min_df=min_df).fit(DOCS)
+    theirs = CountVectorizer(analyzer=_word_analyzer, min_df=min_df).fit(DOCS)
+    _same_counts(ours, theirs, DOCS + [Doc("", ("从没", "见过", "被", "约")), Doc("", ("又",))])
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.lists(st.sampled_from(["被", "约", "喝茶", "参选", "了", "人大", "a b", "x"]), max_size=12),
+                min_size=2, max_size=10),
+       st.integers(min_value=1, max_value=3))
+def test_word_counts_match_scikit_learn_on_any_tokens(token_lists, min_df):
+    docs = [Doc("", tuple(tokens)) for tokens in token_lists]
+    theirs = CountVectorizer(analyzer=_word_analyzer, min_df=min_df)
+    try:
+        theirs.fit(docs)
+    except ValueError:  # nothing occurs often enough
+        with pytest.raises(ValueError):
+            WordNgramCounter(ngram_range=(1, 2), min_df=min_df).fit(docs)
+        return
+    _same_counts(WordNgramCounter(ngram_range=(1, 2), min_df=min_df).fit(docs), theirs, docs)
+
+
 def test_word_ngrams_keep_one_character_words():
-    grams = TokenNgrams((1, 2))(Doc("又被约", ("又", "被", "约")))
-    assert grams == ["又", "被", "约", "又 被", "被 约"]
+    counter = WordNgramCounter(ngram_range=(1, 2), min_df=1).fit([Doc("又被约", ("又", "被", "约"))])
+    assert sorted(counter.get_feature_names_out()) == sorted(["又", "被", "约", "又 被", "被 约"])
+
+
+def test_an_unknown_word_breaks_word_ngrams():
+    counter = WordNgramCounter(ngram_range=(2, 2), min_df=1).fit([Doc("", ("被", "约"))])
+    assert counter.transform([Doc("", ("被", "新词", "约"))]).sum() == 0
+    assert counter.transform([Doc("", ("被", "约", "被", "约"))]).sum() == 2
+
+
+def test_word_counter_keeps_only_the_words_of_kept_ngrams_and_survives_pickling():
+    import pickle
+
+    docs = [Doc("", ("被", "约", "罕见")), Doc("", ("被", "约"))]
+    counter = WordNgramCounter(ngram_range=(1, 2), min_df=2).fit(docs)
+    assert sorted(counter.tokens_) == ["约", "被"]
+    copy = pickle.loads(pickle.dumps(counter))
+    np.testing.assert_array_equal(copy.transform(docs).toarray(), counter.transform(docs).toarray())
 
 
 def test_invalid_ngram_range_is_rejected():
@@ -98,4 +155,5 @@ def test_plain_l2_when_the_floor_is_off(tiny_params):
     params = dataclasses.replace(params, features=dataclasses.replace(params.features, norm_floor_quantile=None))
     featurizer = make_featurizer(params)
     assert featurizer.named_steps["norm"] == "passthrough"
-    assert featurizer.named_steps["ngrams"].transformer_list[0][1].norm == "l2"
+    blocks = featurizer.named_steps["ngrams"].transformer_list
+    assert all(block.named_steps["tfidf"].norm == "l2" for _, block in blocks)
