@@ -137,7 +137,12 @@ def _process(chunk: streams.Chunk, options: dict) -> Done:
 
 
 def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Iterator[Done]:
-    """Process chunks in order, in worker processes when there is more than one chunk and more than one job."""
+    """Process chunks in order: ``jobs`` processes score, this one and ``jobs - 1`` forked workers.
+
+    The workers are kept fed (two chunks queued each); this process scores the chunks they have no room for, between
+    reading and writing. One process fewer than a pool of ``jobs`` workers beside an idle parent: the same cores
+    kept busy, and one process's working memory and copied pages less.
+    """
     first = next(chunks, None)
     if first is None:
         return
@@ -149,23 +154,27 @@ def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Ite
             yield _process(chunk, options)
         return
     import gc
+    import itertools
     import multiprocessing
-    from concurrent.futures import ProcessPoolExecutor
+    from concurrent.futures import Future, ProcessPoolExecutor
 
     # fork: the workers share the already loaded model and dictionary instead of loading their own. Freezing
     # the garbage collector first keeps it from touching (and so copying) those shared pages in every worker.
     gc.collect()
     gc.freeze()
     context = multiprocessing.get_context("fork")
-    pending: deque = deque()
-    with ProcessPoolExecutor(max_workers=jobs, mp_context=context) as pool:
-        pending.append(pool.submit(_process, first, options))
-        pending.append(pool.submit(_process, second, options))
-        for chunk in chunks:
+    pending: deque[Future] = deque()
+    with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+        for chunk in itertools.chain((first, second), chunks):
+            if sum(not future.done() for future in pending) < 2 * (jobs - 1):
+                pending.append(pool.submit(_process, chunk, options))
+            else:
+                here: Future = Future()
+                here.set_result(_process(chunk, options))
+                pending.append(here)
             # Bounded read-ahead keeps memory flat however large the input is.
-            while len(pending) >= 2 * jobs:
+            while len(pending) > 2 * jobs:
                 yield pending.popleft().result()
-            pending.append(pool.submit(_process, chunk, options))
         while pending:
             yield pending.popleft().result()
 
