@@ -53,7 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--only-flagged", action="store_true", help="write only rows with at least one label 1")
     parser.add_argument("--summary", action="store_true",
                         help="print flagged counts and an error-corrected prevalence estimate to stderr at the end")
-    parser.add_argument("-j", "--jobs", type=int, default=0, help="worker processes (default 0: all cores)")
+    parser.add_argument("-j", "--jobs", type=int, default=0,
+                        help="processes that score: this one and N-1 forked workers (default 0: all cores)")
     parser.add_argument("--chunk-size", type=int, default=5000, help="rows read, scored and written at a time")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no informational messages")
     args = parser.parse_args(argv)

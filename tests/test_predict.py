@@ -2,6 +2,7 @@
 
 import csv
 import gzip
+import io
 import json
 
 import pandas as pd
@@ -62,12 +63,16 @@ def test_chunk_boundaries_keep_every_row_in_order(cli, tiny_model_path, tmp_path
     assert [r["text"] for r in rows] == POSTS
 
 
-def test_two_jobs_give_the_same_output_as_one(cli, tiny_model_path, tmp_path):
+@pytest.mark.parametrize("jobs, fmt", [("2", "jsonl"), ("3", "jsonl"), ("2", "csv")])
+def test_more_jobs_give_the_same_output_as_one(cli, tiny_model_path, tmp_path, jobs, fmt):
+    # 9 chunks: some scored by the workers, the rest (once the workers have two queued) by the main process.
     source = tmp_path / "in.txt"
     source.write_text("\n".join(POSTS * 7) + "\n", encoding="utf-8")
-    one = predict(cli, tiny_model_path, "--input", str(source), "--chunk-size", "4", "--jobs", "1").stdout
-    two = predict(cli, tiny_model_path, "--input", str(source), "--chunk-size", "4", "--jobs", "2").stdout
-    assert one == two and len(jsonl(one)) == 35
+    args = ("--input", str(source), "--chunk-size", "4", "--format", fmt)
+    one = predict(cli, tiny_model_path, *args, "--jobs", "1").stdout
+    more = predict(cli, tiny_model_path, *args, "--jobs", jobs).stdout
+    rows = jsonl(one) if fmt == "jsonl" else pd.read_csv(io.BytesIO(one)).to_dict("records")
+    assert one == more and len(rows) == 35
 
 
 @pytest.mark.parametrize("suffix", ["csv", "tsv", "jsonl", "txt", "parquet", "csv.gz", "jsonl.gz", "txt.gz"])
