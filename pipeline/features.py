@@ -86,6 +86,8 @@ class _NgramCounter(TransformerMixin, BaseEstimator):
     the vocabulary look-up one hash-table probe per n-gram (a pandas Index), with no Python loop per n-gram.
     """
 
+    _unit = "symbol"  # what an n-gram is made of, for messages
+
     def __init__(self, ngram_range: tuple[int, int] = (1, 3), min_df: int = 2, max_df: float = 1.0,
                  max_features: int | None = None):
         self.ngram_range = ngram_range
@@ -135,8 +137,6 @@ class _NgramCounter(TransformerMixin, BaseEstimator):
         state.pop("_vocabulary_index", None)
         return state
 
-    _unit = "symbol"
-
     def _fit_symbols(self, posts: list) -> None:
         """Learn whatever :meth:`_symbols` needs before the vocabulary is counted."""
 
@@ -183,22 +183,26 @@ class WordNgramCounter(_NgramCounter):
         ids: dict[str, int] = {}
         flat = np.array([ids.setdefault(t, len(ids)) for doc in tokens for t in doc], dtype=np.int64)
         rows = np.repeat(np.arange(len(tokens)), [len(doc) for doc in tokens])
-        _, df = _document_frequency(rows, flat, minlength=len(ids))
-        common = [token for token, i in ids.items() if df[i] >= self.min_df]
+        _, df = _document_frequency(rows, flat)  # every id 0..len(ids)-1 occurs, so df is indexed by id
+        common = np.array(list(ids), dtype=object)[df >= self.min_df]
         if len(common) >= _MASK:
             raise ValueError(f"{len(common):,} distinct words is more than word n-gram codes hold: raise min_df")
-        self.tokens_ = np.array(common, dtype=object)
-        self._ids = {token: i + 1 for i, token in enumerate(common)}
+        self._set_tokens(common)
 
     def _compact(self, vocabulary):
         # Renumber the tokens of the kept n-grams 1..n; the codes change with them and are sorted again.
-        used = np.unique([s for code in vocabulary.tolist() for s in decode_ngram(code)])
+        parts = [(vocabulary >> (_BITS * k)) & _MASK for k in range(3)]  # last symbol first; 0 where shorter
+        used = np.unique(np.concatenate(parts))
+        used = used[used > 0]
         renumber = np.zeros(len(self.tokens_) + 1, dtype=np.int64)
         renumber[used] = np.arange(1, len(used) + 1)
-        self.tokens_ = self.tokens_[used - 1]
-        self._ids = None
-        return np.sort(np.array([_encode([int(renumber[s]) for s in decode_ngram(code)])
-                                 for code in vocabulary.tolist()], dtype=np.int64))
+        self._set_tokens(self.tokens_[used - 1])
+        return np.sort(sum(renumber[part] << (_BITS * k) for k, part in enumerate(parts)))
+
+    def _set_tokens(self, tokens: np.ndarray) -> None:
+        """The token table (token id i + 1 is ``tokens_[i]``); the look-up dict is derived from it when needed."""
+        self.tokens_ = tokens
+        self.__dict__.pop("_ids", None)
 
     def _token_ids(self) -> dict[str, int]:
         ids = self.__dict__.get("_ids")
@@ -227,24 +231,12 @@ class WordNgramCounter(_NgramCounter):
                         dtype=object)
 
 
-def _encode(symbols: list[int]) -> int:
-    code = 0
-    for s in symbols:
-        code = (code << _BITS) | s
-    return code
-
-
-def _document_frequency(rows: np.ndarray, codes: np.ndarray, minlength: int | None = None):
-    """The distinct codes and how many rows hold each (each (row, code) pair counted once).
-
-    With ``minlength``, codes are 0..minlength-1 and the counts come back for each of them, in order.
-    """
+def _document_frequency(rows: np.ndarray, codes: np.ndarray):
+    """The distinct codes, sorted, and how many rows hold each (each (row, code) pair counted once)."""
     order = np.lexsort((codes, rows))
     rows, codes = rows[order], codes[order]
     first = np.ones(len(codes), dtype=bool)
     first[1:] = (codes[1:] != codes[:-1]) | (rows[1:] != rows[:-1])
-    if minlength is not None:
-        return np.arange(minlength), np.bincount(codes[first], minlength=minlength)
     return np.unique(codes[first], return_counts=True)
 
 

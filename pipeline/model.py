@@ -195,7 +195,7 @@ class Model:
 def _stacked_linear(classify):
     """Weights, intercepts, calibration slopes and offsets, one column per (label, fold), and each label's
     columns; None when any label is not a binary, sigmoid-calibrated linear model."""
-    columns, intercepts, slopes, offsets, folds = [], [], [], [], []
+    estimators, columns, intercepts, slopes, offsets, folds = [], [], [], [], [], []
     for calibrated in getattr(classify, "estimators_", []):
         label_columns = []
         for fold in getattr(calibrated, "calibrated_classifiers_", []):
@@ -204,6 +204,7 @@ def _stacked_linear(classify):
                     or list(estimator.classes_) != [0, 1] or list(fold.classes) != [0, 1]):
                 return None
             label_columns.append(len(columns))
+            estimators.append(estimator)
             columns.append(np.asarray(estimator.coef_, dtype=np.float64).ravel())
             intercepts.append(float(np.ravel(estimator.intercept_)[0]))
             slopes.append(float(fold.calibrators[0].a_))
@@ -216,8 +217,8 @@ def _stacked_linear(classify):
     weights = np.ascontiguousarray(np.column_stack(columns))
     # Each fold's coef_ becomes a view of its column, so the weights are held once, not twice (28 MB here);
     # scikit-learn reads the same numbers through the view.
-    for column, fold in enumerate(f for calibrated in classify.estimators_ for f in calibrated.calibrated_classifiers_):
-        fold.estimator.coef_ = weights[:, column][np.newaxis, :]
+    for column, estimator in enumerate(estimators):
+        estimator.coef_ = weights[:, column][np.newaxis, :]
     return weights, np.array(intercepts), np.array(slopes), np.array(offsets), folds
 
 
