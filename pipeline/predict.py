@@ -12,6 +12,7 @@ Each output row carries the input row's columns unchanged and, per label, ``<lab
 from __future__ import annotations
 
 import argparse
+import itertools
 import logging
 import os
 import sys
@@ -125,16 +126,15 @@ def _process(chunk: streams.Chunk, options: dict) -> Done:
     """Score a chunk, keep the flagged rows if asked, and lay out its output: all a worker does for a chunk."""
     predictions = _score(chunk.texts, chunk.errors, options["thresholds"], options["explain"], options["mark"])
     labels = _MODEL.labels
-    done = Done(rows=len(chunk), scored=sum(e is None for e in chunk.errors),
-                flagged={label: int((predictions[label] == 1).sum()) for label in labels},
-                rendered=None, chunk=None, predictions=None)
+    rows, scored = len(chunk), sum(e is None for e in chunk.errors)
+    flagged = {label: int((predictions[label] == 1).sum()) for label in labels}
     if options["only_flagged"]:
         keep = (predictions[labels] == 1).any(axis=1).to_numpy()
         chunk, predictions = _subset(chunk, keep), predictions[keep]
-    done.rendered = streams.render(chunk, predictions, options["format"])
-    if done.rendered is None:
-        done.chunk, done.predictions = chunk, predictions
-    return done
+    rendered = streams.render(chunk, predictions, options["format"])
+    if rendered is not None:
+        return Done(rows, scored, flagged, rendered, None, None)
+    return Done(rows, scored, flagged, None, chunk, predictions)
 
 
 def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Iterator[Done]:
@@ -144,18 +144,12 @@ def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Ite
     reading and writing. One process fewer than a pool of ``jobs`` workers beside an idle parent: the same cores
     kept busy, and one process's working memory and copied pages less.
     """
-    first = next(chunks, None)
-    if first is None:
-        return
-    second = next(chunks, None)
-    if second is None or jobs == 1:
-        for chunk in (first, *(() if second is None else (second,))):
-            yield _process(chunk, options)
-        for chunk in chunks:
+    head = list(itertools.islice(chunks, 2))
+    if len(head) < 2 or jobs == 1:
+        for chunk in itertools.chain(head, chunks):
             yield _process(chunk, options)
         return
     import gc
-    import itertools
     import multiprocessing
     from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -166,7 +160,7 @@ def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Ite
     context = multiprocessing.get_context("fork")
     pending: deque[Future] = deque()
     with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
-        for chunk in itertools.chain((first, second), chunks):
+        for chunk in itertools.chain(head, chunks):
             if sum(not future.done() for future in pending) < 2 * (jobs - 1):
                 pending.append(pool.submit(_process, chunk, options))
             else:
@@ -253,7 +247,7 @@ def run(args: argparse.Namespace) -> int:
             if done.rendered is not None:
                 writer.write_rendered(done.rendered)
             else:
-                writer.write(done.chunk, done.predictions)
+                writer.write_table(done.chunk, done.predictions)
         bar.close()
         success = True
     finally:

@@ -268,7 +268,6 @@ class Writer:
         self.fmt = fmt
         self.columns: list[str] | None = None
         self._parquet = None
-        self._header_done = False
         self._tmp: Path | None = None
         if path == "-":
             if fmt == "parquet":
@@ -291,13 +290,6 @@ class Writer:
             self.handle = binary if fmt == "parquet" else _io.TextIOWrapper(binary, encoding="utf-8", newline="",
                                                                             errors="backslashreplace")
 
-    def write(self, chunk: Chunk, predictions: pd.DataFrame) -> None:
-        rendered = render(chunk, predictions, self.fmt)
-        if rendered is not None:
-            self.write_rendered(rendered)
-        else:
-            self._write_table(_as_table(chunk, predictions))
-
     def write_rendered(self, rendered: Rendered) -> None:
         """Write rows that :func:`render` laid out (possibly in a worker process), with the header first."""
         if self.fmt != "jsonl":
@@ -308,8 +300,11 @@ class Writer:
                 raise UserError("the input's columns changed between chunks")
         self.handle.write(rendered.text)
 
-    def _write_table(self, frame: pd.DataFrame) -> None:
-        if self.columns is None:
+    def write_table(self, chunk: Chunk, predictions: pd.DataFrame) -> None:
+        """Write rows :func:`render` cannot lay out: Parquet, or JSON records written as a table."""
+        frame = _as_table(chunk, predictions)
+        first = self.columns is None
+        if first:
             self.columns = list(frame.columns)
         elif list(frame.columns) != self.columns:
             extra = [c for c in frame.columns if c not in self.columns]
@@ -326,8 +321,7 @@ class Writer:
                 self._parquet = pq.ParquetWriter(self.handle, table.schema)
             self._parquet.write_table(table.cast(self._parquet.schema))
             return
-        self.handle.write(_delimited(frame, self.fmt, header=not self._header_done))
-        self._header_done = True
+        self.handle.write(_delimited(frame, self.fmt, header=first))
 
     def close(self, success: bool) -> None:
         """Finish the output: on success rename the temporary file into place, otherwise remove it."""
