@@ -25,7 +25,10 @@ class Paths:
     labeled: str
     challenge: str
     background: str
+    background_labels: str
+    real_dev: str
     user_dict: str
+    aliases: str
     lexicon: str
     prepared: str
     segmented: str
@@ -65,6 +68,8 @@ class NormalizeConfig:
     emoji: Literal["text", "drop", "keep"]
     max_repeat: int
     join_cjk_spaces: bool
+    punctuation: Literal["keep", "drop"]
+    aliases: bool
 
 
 @dataclass(frozen=True)

@@ -98,25 +98,70 @@ def error_rows(test: pd.DataFrame, proba: np.ndarray, model: Model, limit: int) 
     return errors[columns]
 
 
-def challenge_scores(params: Params, model: Model, challenge: pd.DataFrame, lexicon: dict) -> dict:
-    """Model and keyword figures on the independently written challenge posts (never trained on)."""
-    if challenge.empty:
-        return {"present": False, "posts": 0,
-                "note": "not measured: no challenge posts (paths.challenge is empty or absent)"}
-    proba = model.predict_proba(challenge["text"].tolist())
-    out: dict = {"present": True, "posts": int(len(challenge))}
+def held_out_scores(params: Params, model: Model, posts: pd.DataFrame, lexicon: dict) -> dict:
+    """Model and keyword figures, per label, on posts never trained on (challenge writers, real posts)."""
+    proba = model.predict_proba(posts["text"].tolist())
+    out: dict = {"posts": int(len(posts))}
     for j, label in enumerate(model.labels):
-        y = challenge[label].to_numpy()
-        keyword = keyword_scores(challenge["text"].tolist(), lexicon[label])
-        out[label] = {"support": int(y.sum()),
+        y = posts[label].to_numpy()
+        keyword = keyword_scores(posts["text"].tolist(), lexicon[label])
+        out[label] = {"support": int(y.sum()), "negatives": int((y == 0).sum()),
                       "model": decision_scores(y, proba[:, j], model.thresholds[label], None, params, True),
                       "keyword": decision_scores(y, keyword, 1.0, None, params, False)}
     return out
 
 
+def challenge_scores(params: Params, model: Model, challenge: pd.DataFrame, lexicon: dict) -> dict:
+    """Figures on the independently written challenge posts (never trained on): all writers pooled, and per writer,
+    since each writer is a separate test of posts written by someone else."""
+    if challenge.empty:
+        return {"present": False, "posts": 0,
+                "note": "not measured: no challenge posts (paths.challenge is empty or absent)"}
+    out = {"present": True, **held_out_scores(params, model, challenge, lexicon)}
+    out["writers"] = {writer: held_out_scores(params, model, part.reset_index(drop=True), lexicon)
+                      for writer, part in challenge.groupby("writer", sort=True)}
+    return out
+
+
+def real_post_scores(params: Params, model: Model, real: pd.DataFrame, lexicon: dict) -> dict:
+    """Figures on real posts labeled by a third party (``paths.real_dev``, evaluation only): all of them, and
+    without the rows whose label depends on context the text lacks. Only ids leave this function, never text."""
+    if real.empty:
+        return {"present": False, "posts": 0,
+                "note": "not measured: the real development posts (paths.real_dev) were absent"}
+    clear = real[~real["ambiguous"].astype(bool)].reset_index(drop=True)
+    out = {"present": True, **held_out_scores(params, model, real, lexicon),
+           "without_ambiguous": held_out_scores(params, model, clear, lexicon)}
+    proba = model.predict_proba(real["text"].tolist())
+    out["mistakes"] = {label: {"false_negative": real.loc[(real[label] == 1) & (proba[:, j] < model.thresholds[label]),
+                                                          "id"].tolist(),
+                               "false_positive": real.loc[(real[label] == 0) & (proba[:, j] >= model.thresholds[label]),
+                                                          "id"].tolist()}
+                       for j, label in enumerate(model.labels)}
+    return out
+
+
+def background_positive_scores(model: Model, background: pd.DataFrame) -> dict:
+    """Recall on the held-out background posts labeled by id as positives: real posts, found in the pool."""
+    found = background[background["labeled"].astype(bool)]
+    if found.empty:
+        return {"present": False, "posts": 0}
+    proba = model.predict_proba(found["text"].tolist())
+    out: dict = {"present": True, "posts": int(len(found))}
+    for j, label in enumerate(model.labels):
+        positive = found[label].to_numpy() == 1
+        flagged = int((proba[positive, j] >= model.thresholds[label]).sum())
+        out[label] = {"positives": int(positive.sum()), "flagged": flagged,
+                      "recall": flagged / int(positive.sum()) if positive.any() else None}
+    return out
+
+
 def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.DataFrame,
-             challenge: pd.DataFrame | None = None) -> dict:
+             challenge: pd.DataFrame | None = None, real: pd.DataFrame | None = None) -> dict:
     labels = model.labels
+    # Background posts labeled by id are real positives, not false alarms: reported apart.
+    found = background[background["labeled"].astype(bool)] if len(background) else background
+    background = background[~background["labeled"].astype(bool)] if len(background) else background
     lexicon = read_lexicon(params.root_path(params.paths.lexicon), labels)
     proba = model.predict_proba(test["text"].tolist())
     bg_proba = model.predict_proba(background["text"].tolist()) if len(background) else None
@@ -153,6 +198,8 @@ def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.Da
                              else {"present": False, "posts": 0,
                                    "note": "not measured: the background corpus was absent or switched off"})
     metrics["challenge"] = challenge_scores(params, model, challenge if challenge is not None else test[:0], lexicon)
+    metrics["real_posts"] = real_post_scores(params, model, real if real is not None else test[:0], lexicon)
+    metrics["background_positives"] = background_positive_scores(model, found)
     io.write_json(metrics, params.root_path(params.paths.metrics))
     io.write_parquet(predictions, params.root_path(params.paths.test_predictions))
     io.write_csv(error_rows(test, proba, model, params.evaluate.n_errors), params.root_path(params.paths.errors))
@@ -169,8 +216,9 @@ def main(argv: list[str] | None = None) -> None:
     labeled = io.read_table(Path(prepared) / "labeled.parquet")
     background = io.read_table(Path(prepared) / "background.parquet")
     challenge = io.read_table(Path(prepared) / "challenge.parquet")
+    real = io.read_table(Path(prepared) / "real_dev.parquet")
     metrics = evaluate(params, model, labeled[labeled["split"] == "test"].reset_index(drop=True),
-                       background[background["split"] == "test"].reset_index(drop=True), challenge)
+                       background[background["split"] == "test"].reset_index(drop=True), challenge, real)
     for label in model.labels:
         m, k = metrics[label]["model"], metrics[label]["keyword"]
         far = "n/a" if m["background_far"] is None else f"{m['background_far']:.3%}"
@@ -178,7 +226,15 @@ def main(argv: list[str] | None = None) -> None:
                  m["f1_lo"], m["f1_hi"], k["f1"], far)
         if metrics["challenge"]["present"]:
             c = metrics["challenge"][label]
-            log.info("%s on the challenge set: F1 %.3f (keywords %.3f)", label, c["model"]["f1"], c["keyword"]["f1"])
+            log.info("%s on the challenge set: F1 %.3f (keywords %.3f); per writer: %s", label, c["model"]["f1"],
+                     c["keyword"]["f1"], ", ".join(f"{w} {v[label]['model']['f1']:.3f}"
+                                                   for w, v in metrics["challenge"]["writers"].items()))
+        if metrics["real_posts"]["present"]:
+            r = metrics["real_posts"][label]
+            log.info("%s on real posts: F1 %.3f [%.3f, %.3f], P %.3f R %.3f, %d of %d negatives flagged "
+                     "(keywords F1 %.3f)", label, r["model"]["f1"], r["model"]["f1_lo"], r["model"]["f1_hi"],
+                     r["model"]["precision"], r["model"]["recall"], r["model"]["fp"], r["negatives"],
+                     r["keyword"]["f1"])
 
 
 if __name__ == "__main__":

@@ -22,7 +22,8 @@ from sklearn.model_selection import StratifiedGroupKFold
 from pipeline import io
 from pipeline.config import Params, load_params
 from pipeline.errors import UserError
-from pipeline.text import Normalizer, has_traditional
+from pipeline.lexicon import keyword_scores, read_lexicon
+from pipeline.text import Normalizer, has_traditional, read_aliases
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +34,8 @@ def make_normalizer(params: Params) -> Normalizer:
     cfg = params.normalize
     return Normalizer(t2s=cfg.t2s, lowercase=cfg.lowercase, urls=cfg.urls, mentions=cfg.mentions,
                       reposts=cfg.reposts, hashtags=cfg.hashtags, emoji=cfg.emoji, max_repeat=cfg.max_repeat,
-                      join_cjk_spaces=cfg.join_cjk_spaces)
+                      join_cjk_spaces=cfg.join_cjk_spaces, punctuation=cfg.punctuation,
+                      aliases=read_aliases(params.root_path(params.paths.aliases)) if cfg.aliases else ())
 
 
 def labeled_files(folder: Path) -> list[Path]:
@@ -65,6 +67,8 @@ def read_labeled_file(path: Path, params: Params) -> pd.DataFrame:
     out = pd.DataFrame({
         "id": frame["id"].str.strip() if "id" in frame.columns else "",
         "source": [f"{path.name}#{i}" for i in range(1, len(frame) + 1)],
+        # Who wrote the post: a `writer` column, else the file's name (each file is one writer's work).
+        "writer": frame["writer"].str.strip() if "writer" in frame.columns else path.stem,
         "text": frame[text_col],
         "kind": frame[kind_col].str.strip() if kind_col in frame.columns else "unspecified",
     })
@@ -174,8 +178,10 @@ def _one_fold(strata: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) 
 def read_background(params: Params, normalizer: Normalizer) -> tuple[pd.DataFrame, dict]:
     """The background posts with a deterministic split, or an empty table when absent or switched off."""
     path = params.root_path(params.paths.background)
-    empty = pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str),
-                          "norm": pd.Series(dtype=str), "split": pd.Series(dtype=str)})
+    empty = pd.DataFrame({"id": pd.Series(dtype=str), "text": pd.Series(dtype=str), "kind": pd.Series(dtype=str),
+                          **{label: pd.Series(dtype=int) for label in params.labels},
+                          "labeled": pd.Series(dtype=bool), "norm": pd.Series(dtype=str),
+                          "split": pd.Series(dtype=str)})
     if not params.background.use:
         return empty, {"present": False, "reason": "switched off (background.use: false)"}
     if not path.is_file():
@@ -190,6 +196,7 @@ def read_background(params: Params, normalizer: Normalizer) -> tuple[pd.DataFram
     if "id" not in frame.columns:
         frame["id"] = [f"bg-{i}" for i in range(1, len(frame) + 1)]
     frame = frame[["id", "text"]]
+    frame, labeled_by_id = _with_labels_by_id(frame, params)
     rank = frame["id"].map(lambda i: _unit_hash(f"{params.background.seed}:{i}"))
     if params.background.max_rows is not None and len(frame) > params.background.max_rows:
         frame = frame.loc[rank.nsmallest(params.background.max_rows).index]
@@ -201,8 +208,120 @@ def read_background(params: Params, normalizer: Normalizer) -> tuple[pd.DataFram
     frame = frame.assign(norm=normalizer.transform(io.progress(frame["text"], "normalise background")),
                          split=np.where(position < cut_train, "train", np.where(position < cut_val, "val", "test")))
     info = {"present": True, "path": params.paths.background, "sha256": io.sha256_file(path),
-            "rows": int(len(frame)), "per_split": frame["split"].value_counts().reindex(SPLITS, fill_value=0).to_dict()}
+            "rows": int(len(frame)), "per_split": frame["split"].value_counts().reindex(SPLITS, fill_value=0).to_dict(),
+            "labeled_by_id": labeled_by_id}
     return frame.reset_index(drop=True), info
+
+
+def read_background_labels(params: Params) -> pd.DataFrame:
+    """The labels by id of real positives in the background pool (``paths.background_labels``): id, kind and one
+    0/1 column per label. An absent file is no labels; a malformed one is a UserError naming the record."""
+    path = params.root_path(params.paths.background_labels)
+    columns = ["id", "kind", *params.labels]
+    if not path.is_file():
+        return pd.DataFrame({c: pd.Series(dtype=str if c in ("id", "kind") else int) for c in columns})
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        raise UserError(f"{path}: cannot read it as UTF-8 CSV: {err.__class__.__name__}") from None
+    missing = [c for c in ("id", *params.labels) if c not in frame.columns]
+    if missing:
+        raise UserError(f"{path}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
+    if "text" in frame.columns:
+        raise UserError(f"{path}: holds a text column; background posts are labeled by id only, never copied")
+    for label in params.labels:
+        bad = ~frame[label].str.strip().isin(["0", "1"])
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, "
+                            f"got {frame[label].iloc[row]!r}")
+        frame[label] = frame[label].str.strip().astype(int)
+    frame["id"] = frame["id"].str.strip()
+    duplicated = frame["id"].duplicated()
+    if duplicated.any():
+        raise UserError(f"{path}: id {frame.loc[duplicated, 'id'].iloc[0]!r} is labeled twice")
+    frame["kind"] = frame["kind"].str.strip() if "kind" in frame.columns else "background_labeled"
+    return frame[columns]
+
+
+def _with_labels_by_id(frame: pd.DataFrame, params: Params) -> tuple[pd.DataFrame, dict]:
+    """The background posts with one column per label (0 unless labeled by id), a kind and a ``labeled`` flag."""
+    labels = read_background_labels(params)
+    unknown = labels.loc[~labels["id"].isin(frame["id"]), "id"]
+    if len(unknown):
+        raise UserError(f"{params.paths.background_labels}: id {unknown.iloc[0]!r} is not in the background corpus "
+                        f"({len(unknown)} unknown ids): the labels belong to another version of the pool")
+    merged = frame.merge(labels, on="id", how="left")
+    merged["labeled"] = merged["kind"].notna()
+    merged["kind"] = merged["kind"].fillna("background")
+    for label in params.labels:
+        merged[label] = merged[label].fillna(0).astype(int)
+    info = {"posts": int(merged["labeled"].sum()),
+            **{label: int(merged[label].sum()) for label in params.labels}}
+    return merged, info
+
+
+def read_real_dev(params: Params, normalizer: Normalizer) -> tuple[pd.DataFrame, dict]:
+    """Real posts labeled to the guide by a third party (``paths.real_dev``), for evaluation only: id, text, norm,
+    kind, one column per label and ``ambiguous`` (rows whose notes say the label depends on missing context)."""
+    path = params.root_path(params.paths.real_dev)
+    columns = ["id", "text", "norm", "kind", *params.labels, "ambiguous"]
+    if not path.is_file():
+        log.warning("real development posts not found at %s: the real-post figures are not measured", path)
+        return pd.DataFrame(columns=columns), {"present": False, "reason": f"not found at {params.paths.real_dev}"}
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        raise UserError(f"real development posts {path}: cannot read them as UTF-8 CSV: {err}") from None
+    missing = [c for c in ("id", "text", *params.labels) if c not in frame.columns]
+    if missing:
+        raise UserError(f"real development posts {path}: missing column {missing[0]!r}")
+    for label in params.labels:
+        if not frame[label].isin(["0", "1"]).all():
+            raise UserError(f"real development posts {path}: column {label!r} must hold 0 or 1")
+        frame[label] = frame[label].astype(int)
+    frame["kind"] = frame["kind"] if "kind" in frame.columns else "unspecified"
+    notes = frame["notes"] if "notes" in frame.columns else pd.Series("", index=frame.index)
+    frame["ambiguous"] = notes.str.contains("AMBIGUOUS", regex=False)
+    frame["norm"] = normalizer.transform(frame["text"])
+    info = {"present": True, "path": params.paths.real_dev, "sha256": io.sha256_file(path), "posts": int(len(frame)),
+            "labels": {label: int(frame[label].sum()) for label in params.labels},
+            "ambiguous": int(frame["ambiguous"].sum())}
+    return frame[columns].reset_index(drop=True), info
+
+
+def per_writer(frame: pd.DataFrame, labels) -> dict:
+    """Posts and positives per label for each writer."""
+    return {writer: {"posts": int(len(part)), **{label: int(part[label].sum()) for label in labels}}
+            for writer, part in frame.groupby("writer", sort=True)}
+
+
+_FINAL_PUNCTUATION = "。.!！?？~～…"
+
+
+def register(texts: pd.Series) -> dict:
+    """How the posts are written: length, final punctuation and informal marks (the style a model must not use)."""
+    stripped = texts.str.rstrip()
+    last = stripped.str[-1].fillna("")
+    informal = texts.str.contains(r"[!！]{2,}|[。.]{2,}|[~～]|…", regex=True) | ~last.isin(list(_FINAL_PUNCTUATION))
+    return {"posts": int(len(texts)), "under_60_chars": round(float((texts.str.len() < 60).mean()), 4),
+            "ending_with_full_stop": round(float((last == "。").mean()), 4),
+            "without_final_punctuation": round(float((~last.isin(list(_FINAL_PUNCTUATION))).mean()), 4),
+            "informal_marks": round(float(informal.mean()), 4),
+            "repost_chains": round(float(texts.str.contains("//@", regex=False).mean()), 4),
+            "headlines": round(float(texts.str.contains("【", regex=False).mean()), 4)}
+
+
+def trigger_free(frame: pd.DataFrame, params: Params) -> dict:
+    """Per label, how many positives contain none of the keyword baseline's terms: evidence beyond stock words."""
+    lexicon = read_lexicon(params.root_path(params.paths.lexicon), params.labels)
+    out = {}
+    for label in params.labels:
+        positives = frame.loc[frame[label] == 1, "text"].tolist()
+        free = int((keyword_scores(positives, lexicon[label]) == 0).sum())
+        out[label] = {"positives": len(positives), "trigger_free": free,
+                      "share": round(free / len(positives), 4) if positives else None}
+    return out
 
 
 def _unit_hash(key: str) -> float:
@@ -251,6 +370,10 @@ def summarize(frame: pd.DataFrame, params: Params, files: list[Path], dropped: d
         "near_duplicate_groups": int((frame["group"].value_counts() > 1).sum()),
         "posts_in_near_duplicate_groups": int(frame["group"].duplicated(keep=False).sum()),
         "groups_straddling_splits": straddling,
+        "writers": per_writer(frame, labels),
+        "register": register(frame["text"]),
+        "register_by_label": {label: register(frame.loc[frame[label] == 1, "text"]) for label in labels},
+        "trigger_free": trigger_free(frame, params),
         "background": background,
     }
 
@@ -271,7 +394,7 @@ def read_challenge(params: Params, normalizer: Normalizer, labeled: pd.DataFrame
     would not test generalisation, so it is left out and counted."""
     folder = params.root_path(params.paths.challenge)
     files = sorted(folder.glob("*.csv")) if folder.is_dir() else []
-    columns = ["id", "source", "text", "norm", "kind", *params.labels]
+    columns = ["id", "source", "writer", "text", "norm", "kind", *params.labels]
     if not files:
         return pd.DataFrame(columns=columns), {"present": False, "posts": 0}
     frame, raw_rows, dropped = read_posts(files, params, normalizer)
@@ -283,7 +406,8 @@ def read_challenge(params: Params, normalizer: Normalizer, labeled: pd.DataFrame
     frame = frame[~overlap]
     info = {"present": True, "files": [p.name for p in files], "rows_read": raw_rows,
             "rows_dropped": {**dropped, "near_duplicate_of_labeled": int(overlap.sum())}, "posts": int(len(frame)),
-            "labels": {label: int(frame[label].sum()) for label in params.labels}}
+            "labels": {label: int(frame[label].sum()) for label in params.labels},
+            "writers": per_writer(frame, params.labels)}
     return frame[columns].reset_index(drop=True), info
 
 
@@ -296,10 +420,13 @@ def prepare(params: Params) -> tuple[dict[str, pd.DataFrame], dict]:
     frame["split"] = split_labeled(frame, params)
     background, background_info = read_background(params, normalizer)
     challenge, challenge_info = read_challenge(params, normalizer, frame)
-    columns = ["id", "source", "text", "norm", "kind", *params.labels, "group", "split"]
+    real_dev, real_dev_info = read_real_dev(params, normalizer)
+    columns = ["id", "source", "writer", "text", "norm", "kind", *params.labels, "group", "split"]
     summary = summarize(frame, params, files, dropped, raw_rows, background_info)
     summary["challenge"] = challenge_info
-    return {"labeled": frame[columns], "background": background, "challenge": challenge}, summary
+    summary["real_dev"] = real_dev_info
+    return {"labeled": frame[columns], "background": background, "challenge": challenge,
+            "real_dev": real_dev}, summary
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -310,9 +437,9 @@ def main(argv: list[str] | None = None) -> None:
     for name, table in tables.items():
         io.write_parquet(table, out / f"{name}.parquet")
     io.write_json(summary, params.root_path(params.paths.data_summary))
-    log.info("%d labeled posts (%s), %d background posts, %d challenge posts", summary["posts"],
-             ", ".join(f"{k}={v}" for k, v in summary["labels"].items()), len(tables["background"]),
-             len(tables["challenge"]))
+    log.info("%d labeled posts (%s), %d background posts, %d challenge posts, %d real development posts",
+             summary["posts"], ", ".join(f"{k}={v}" for k, v in summary["labels"].items()), len(tables["background"]),
+             len(tables["challenge"]), len(tables["real_dev"]))
 
 
 if __name__ == "__main__":

@@ -139,10 +139,43 @@ def challenge_html(labels: list[str], challenge: dict) -> str:
     if not challenge.get("present"):
         return f"<p>{_esc(challenge.get('note', 'No challenge set.'))}</p>"
     support = ", ".join(f"{_esc(label)} {challenge[label]['support']}" for label in labels)
-    return (f"<p>{challenge['posts']} posts written independently to the labeling guide by a writer who saw none of "
-            f"the training data, and never trained on (positives: {support}). The gap between these figures and "
-            "the test split's estimates how much the test split flatters the model.</p>"
-            + headline_table(labels, challenge, with_far=False, css="challenge"))
+    writers = challenge.get("writers", {})
+    head = "<tr><th>writer</th><th>posts</th>" + "".join(
+        f"<th>{_esc(label)}: positives</th><th>{_esc(label)}: model F1</th><th>{_esc(label)}: keyword F1</th>"
+        for label in labels) + "</tr>"
+    rows = "".join(
+        f"<tr><th>{_esc(writer)}</th><td>{scores['posts']}</td>" + "".join(
+            f"<td>{scores[label]['support']}</td><td><b>{_interval(scores[label]['model'], 'f1')}</b></td>"
+            f"<td>{_num(scores[label]['keyword']['f1'], 2)}</td>" for label in labels) + "</tr>"
+        for writer, scores in writers.items())
+    return (f"<p>{challenge['posts']} posts written independently to the labeling guide by {len(writers)} writers, "
+            f"each of whom saw none of the training data, and never trained on (positives: {support}). The gap "
+            "between these figures and the test split's estimates how much the test split flatters the model.</p>"
+            + headline_table(labels, challenge, with_far=False, css="challenge")
+            + f"<h3>Per writer</h3><table class=challenge>{head}{rows}</table>")
+
+
+def real_posts_html(labels: list[str], real: dict, found: dict) -> str:
+    """Figures on real posts labeled by a third party; their text never enters the report."""
+    if not real.get("present"):
+        return f"<p>{_esc(real.get('note', 'Not measured.'))}</p>"
+    support = ", ".join(f"{_esc(label)} {real[label]['support']} of {real['posts']}" for label in labels)
+    flagged = ", ".join(f"{_esc(label)} {real[label]['model']['fp']} of {real[label]['negatives']}"
+                        for label in labels)
+    clear = real["without_ambiguous"]
+    found_note = ""
+    if found.get("present"):
+        found_note = ("<p>Real positives found in the background pool and labeled by id "
+                      "(<code>data/background_labels.csv</code>), held out from training: " + ", ".join(
+                          f"{_esc(label)} {found[label]['flagged']} of {found[label]['positives']} flagged"
+                          for label in labels if found[label]["positives"]) + ".</p>")
+    return (f"<p>{real['posts']} real microblog posts from public archives, labeled to the guide by a third party "
+            f"(positives: {support}); never trained on, and never copied into this project (their text is not in "
+            f"this report). Negatives flagged: {flagged}. With few positives the intervals are wide; a label with "
+            "a handful of positives measures false alarms, not recall.</p>"
+            + headline_table(labels, real, with_far=False, css="challenge")
+            + f"<h3>Without the {real['posts'] - clear['posts']} rows whose label depends on missing context</h3>"
+            + headline_table(labels, clear, with_far=False, css="challenge") + found_note)
 
 
 def threshold_html(table: pd.DataFrame) -> str:
@@ -268,7 +301,9 @@ flags a post containing any term of
 keyword baseline {metrics['macro']['keyword']['f1']:.3f}.</p>
 </section>
 {''.join(sections)}
-<section id=challenge><h2>Independent challenge set</h2>{challenge_html(labels, metrics['challenge'])}</section>
+<section id=real><h2>Real posts</h2>{real_posts_html(labels, metrics['real_posts'],
+                                                   metrics['background_positives'])}</section>
+<section id=challenge><h2>Independent challenge writers</h2>{challenge_html(labels, metrics['challenge'])}</section>
 <section id=data><h2>Data</h2>{data_html(summary, labels)}</section>
 <section id=reading><h2>How to read this report</h2>
 <ul>

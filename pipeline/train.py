@@ -14,6 +14,7 @@ import logging
 from dataclasses import asdict
 
 import joblib
+import numpy as np
 import pandas as pd
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.linear_model import LogisticRegression
@@ -42,11 +43,15 @@ def make_classifier(params: Params) -> MultiOutputClassifier:
 
 
 def training_table(labeled: pd.DataFrame, background: pd.DataFrame, split: str, params: Params) -> pd.DataFrame:
-    """The split's labeled posts and background posts (all labels 0), with a sample weight column."""
+    """The split's labeled posts and background posts, with a sample weight column.
+
+    Background posts are negatives for every label, weighted ``background.weight`` (0: left out), except those
+    labeled by id (``paths.background_labels``): real posts with their own labels, at full weight.
+    """
     ours = labeled[labeled["split"] == split].assign(weight=1.0, origin="labeled")
-    theirs = background[background["split"] == split].assign(weight=params.background.weight, origin="background")
-    for label in params.labels:
-        theirs[label] = 0
+    theirs = background[background["split"] == split]
+    theirs = theirs.assign(weight=np.where(theirs["labeled"], 1.0, params.background.weight), origin="background")
+    theirs = theirs[theirs["weight"] > 0]
     columns = ["id", "norm", "tokens", *params.labels, "weight", "origin"]
     return pd.concat([ours[columns], theirs[columns]], ignore_index=True)
 
@@ -71,10 +76,13 @@ def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featu
 
 def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame) -> tuple[dict, dict]:
     """Choose each label's threshold on the validation split; return thresholds and validation scores."""
-    val = labeled[labeled["split"] == "val"]
+    # The labeled validation posts and the background posts labeled by id as positives (real text); the other
+    # background validation posts bound the false-alarm rate.
+    in_val = background["split"] == "val"
+    val = pd.concat([labeled[labeled["split"] == "val"], background[in_val & background["labeled"]]])
     # Scored from raw text through the whole saved pipeline: the same path predict takes.
     proba = model.predict_proba(val["text"].tolist())
-    bg_val = background[background["split"] == "val"]
+    bg_val = background[in_val & ~background["labeled"]]
     bg_proba = model.predict_proba(bg_val["text"].tolist()) if len(bg_val) else None
     cfg = params.thresholds
     thresholds, scores = {}, {}

@@ -1,0 +1,193 @@
+"""Which model generalises best? Each option measured on writers and real posts the model never saw.
+
+    python benchmarks/model_choice.py                    # every option (about 3 minutes each on 2 cores)
+    python benchmarks/model_choice.py default no_punct   # only these
+
+The test split shares writers with the training posts, so it cannot choose a model that must read other people's
+posts. For each option (a set of overrides of configs/params.yaml) this script reports:
+
+* **leave-one-writer-out** (LOWO): for each writer of data/labeled/, the model is trained on the other writers'
+  training posts (plus the background posts), its thresholds chosen on their validation posts, and it scores every
+  post of the held-out writer; F1 is computed over all those out-of-writer predictions pooled. To keep an option
+  to minutes, the folds use 3 calibration folds instead of the configured number, and the word and character
+  vocabulary is fitted once on all training posts (no labels are used there).
+* the model trained as `dvc repro` trains it, scored on the **challenge writers** (data/challenge/, each file one
+  writer who saw nothing of ours), on the **real posts** of paths.real_dev (evaluation only), and on the held-out
+  **background** posts (false-alarm rate).
+
+The test split is never used. Figures are printed as a table and written to benchmarks/model_choice.json.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+# name -> overrides, "section.key": value. Each option starts from configs/params.yaml as committed.
+OPTIONS: dict[str, dict] = {
+    "default": {},
+    "keep_punctuation": {"normalize.punctuation": "keep"},
+    "no_aliases": {"normalize.aliases": False},
+    "previous_model": {"normalize.punctuation": "keep", "normalize.aliases": False, "normalize.urls": "token",
+                       "normalize.emoji": "text", "background.weight": 0.5, "features.char_ngrams": (1, 3)},
+    "background_weight_0.5": {"background.weight": 0.5},
+    "background_weight_0": {"background.weight": 0.0},
+    "char_unigrams": {"features.char_ngrams": (1, 3)},
+    "chars_2_only": {"features.char_ngrams": (2, 2)},
+    "emoji_and_urls_kept": {"normalize.urls": "token", "normalize.emoji": "text"},
+    "C_1": {"train.C": 1.0},
+    "C_16": {"train.C": 16.0},
+}
+
+
+def with_overrides(params, overrides: dict):
+    for dotted, value in overrides.items():
+        section, key = dotted.split(".")
+        params = dataclasses.replace(params, **{section: dataclasses.replace(getattr(params, section), **{key: value})})
+    return params
+
+
+def segmented(params, cache: dict):
+    """Prepared and segmented tables for these params (normalisation and segmentation cached across options)."""
+    from pipeline.prepare import prepare
+    from pipeline.segment import make_segmenter
+
+    key = (params.normalize, params.segment)
+    if key not in cache:
+        tables, _ = prepare(params)
+        segmenter = make_segmenter(params).fit()
+        for name in ("labeled", "background"):
+            tables[name]["tokens"] = [list(d.tokens) for d in segmenter.transform(tables[name]["norm"].tolist())]
+        cache[key] = tables
+    return cache[key]
+
+
+def scores(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict:
+    from pipeline.metrics import prf
+
+    return {k: round(v, 4) for k, v in prf(y, proba >= threshold).items()}
+
+
+def fit(params, labeled, background, featurizer):
+    """Train and choose thresholds as the train stage does; returns the scoring model."""
+    from pipeline.model import Model
+    from pipeline.train import train, validate
+
+    pipeline, _ = train(params, labeled, background, featurizer)
+    model = Model(pipeline, {"labels": list(params.labels)})
+    thresholds, _ = validate(params, model, labeled, background)
+    model.card["thresholds"] = thresholds
+    return model
+
+
+def _fold(params, labeled, background, featurizer, writer):
+    held = labeled["writer"] == writer
+    model = fit(params, labeled[~held], background, featurizer)
+    posts = labeled[held]
+    return posts.index.to_numpy(), model.predict_proba(posts["text"].tolist()) >= np.array(
+        [model.thresholds[label] for label in params.labels])
+
+
+def leave_one_writer_out(params, labeled, background, featurizer) -> dict:
+    from joblib import Parallel, delayed
+
+    from pipeline.metrics import prf
+
+    fold_params = dataclasses.replace(params, train=dataclasses.replace(params.train, calibration_folds=3))
+    writers = sorted(labeled["writer"].unique())
+    labeled = labeled.reset_index(drop=True)
+    results = Parallel(n_jobs=2)(delayed(_fold)(fold_params, labeled, background, featurizer, w) for w in writers)
+    decisions = np.zeros((len(labeled), len(params.labels)), dtype=bool)
+    for index, flags in results:
+        decisions[index] = flags
+    return {label: {k: round(v, 4) for k, v in prf(labeled[label].to_numpy(), decisions[:, j]).items()}
+            for j, label in enumerate(params.labels)} | {"writers": len(writers)}
+
+
+def held_out(params, model, tables) -> dict:
+    out: dict = {}
+    challenge, real, background = tables["challenge"], tables["real_dev"], tables["background"]
+    for j, label in enumerate(params.labels):
+        threshold = model.thresholds[label]
+        entry: dict = {}
+        if len(challenge):
+            proba = model.predict_proba(challenge["text"].tolist())[:, j]
+            entry["challenge"] = scores(challenge[label].to_numpy(), proba, threshold)
+            entry["challenge_writers"] = {
+                w: scores(challenge.loc[part, label].to_numpy(), proba[part.to_numpy()], threshold)["f1"]
+                for w, part in ((w, challenge["writer"] == w) for w in sorted(challenge["writer"].unique()))}
+        if len(real):
+            proba = model.predict_proba(real["text"].tolist())[:, j]
+            entry["real"] = scores(real[label].to_numpy(), proba, threshold)
+            entry["real_negatives_flagged"] = int(((real[label] == 0) & (proba >= threshold)).sum())
+        test = background[(background["split"] == "test") & ~background["labeled"]]
+        if len(test):
+            entry["background_far"] = round(float((model.predict_proba(test["text"].tolist())[:, j] >= threshold)
+                                                  .mean()), 6)
+        out[label] = entry
+    return out
+
+
+def run_option(name: str, base, cache: dict) -> dict:
+    from pipeline.features import docs_of, make_featurizer, training_posts
+
+    started = time.perf_counter()
+    params = with_overrides(base, OPTIONS[name])
+    tables = segmented(params, cache)
+    labeled, background = tables["labeled"], tables["background"]
+    featurizer = make_featurizer(params).fit(docs_of(training_posts(labeled, background)))
+    model = fit(params, labeled, background, featurizer)
+    result = {"option": name, "overrides": {k: list(v) if isinstance(v, tuple) else v
+                                            for k, v in OPTIONS[name].items()},
+              "lowo": leave_one_writer_out(params, labeled, background, featurizer),
+              **held_out(params, model, tables), "seconds": round(time.perf_counter() - started, 1)}
+    return result
+
+
+def row(result: dict, labels) -> str:
+    cells = [result["option"]]
+    for label in labels:
+        entry = result[label]
+        cells += [f"{result['lowo'][label]['f1']:.3f}",
+                  f"{entry['challenge']['f1']:.3f}" if "challenge" in entry else "n/a",
+                  "/".join(f"{v:.2f}" for v in entry.get("challenge_writers", {}).values()) or "n/a",
+                  f"{entry['real']['f1']:.3f} ({entry['real']['precision']:.2f}/{entry['real']['recall']:.2f}, "
+                  f"{entry['real_negatives_flagged']} neg)" if "real" in entry else "n/a",
+                  f"{entry['background_far']:.4%}" if "background_far" in entry else "n/a"]
+    return "| " + " | ".join(cells) + " |"
+
+
+def main(argv: list[str]) -> None:
+    from pipeline.config import load_params
+
+    base = load_params(ROOT / "configs" / "params.yaml")
+    names = argv or list(OPTIONS)
+    unknown = [n for n in names if n not in OPTIONS]
+    if unknown:
+        raise SystemExit(f"unknown option {unknown[0]!r}; options: {', '.join(OPTIONS)}")
+    labels = list(base.labels)
+    header = ["option"] + [f"{label} {what}" for label in labels
+                           for what in ("LOWO F1", "challenge F1", "per writer", "real F1 (P/R, negatives flagged)",
+                                        "background FAR")]
+    print("| " + " | ".join(header) + " |")
+    print("|" + " --- |" * len(header), flush=True)
+    out_path = ROOT / "benchmarks" / "model_choice.json"
+    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    cache: dict = {}
+    for name in names:
+        result = run_option(name, base, cache)
+        results[name] = result
+        print(row(result, labels), flush=True)
+        out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
