@@ -1,7 +1,8 @@
 """Which model generalises best? Each option measured on writers and real posts the model never saw.
 
     python benchmarks/model_choice.py                    # every option (about 3 minutes each on 2 cores)
-    python benchmarks/model_choice.py default no_punct   # only these
+    python benchmarks/model_choice.py default no_aliases # only these
+    python benchmarks/model_choice.py --quick ...        # without leave-one-writer-out (a minute an option)
 
 The test split shares writers with the training posts, so it cannot choose a model that must read other people's
 posts. For each option (a set of overrides of configs/params.yaml) this script reports:
@@ -37,12 +38,15 @@ OPTIONS: dict[str, dict] = {
     "keep_punctuation": {"normalize.punctuation": "keep"},
     "no_aliases": {"normalize.aliases": False},
     "previous_model": {"normalize.punctuation": "keep", "normalize.aliases": False, "normalize.urls": "token",
-                       "normalize.emoji": "text", "background.weight": 0.5, "features.char_ngrams": (1, 3)},
+                       "normalize.emoji": "text", "background.weight": 0.5, "features.char_ngrams": (1, 3),
+                       "features.min_word_chars": 1},
     "background_weight_0.5": {"background.weight": 0.5},
     "background_weight_0": {"background.weight": 0.0},
     "char_unigrams": {"features.char_ngrams": (1, 3)},
     "chars_2_only": {"features.char_ngrams": (2, 2)},
     "emoji_and_urls_kept": {"normalize.urls": "token", "normalize.emoji": "text"},
+    "single_char_words": {"features.min_word_chars": 1},
+    "mentions_dropped": {"normalize.mentions": "drop", "normalize.reposts": "drop"},
     "C_1": {"train.C": 1.0},
     "C_16": {"train.C": 16.0},
 }
@@ -136,7 +140,7 @@ def held_out(params, model, tables) -> dict:
     return out
 
 
-def run_option(name: str, base, cache: dict) -> dict:
+def run_option(name: str, base, cache: dict, quick: bool = False) -> dict:
     from pipeline.features import docs_of, make_featurizer, training_posts
 
     started = time.perf_counter()
@@ -147,7 +151,7 @@ def run_option(name: str, base, cache: dict) -> dict:
     model = fit(params, labeled, background, featurizer)
     result = {"option": name, "overrides": {k: list(v) if isinstance(v, tuple) else v
                                             for k, v in OPTIONS[name].items()},
-              "lowo": leave_one_writer_out(params, labeled, background, featurizer),
+              "lowo": None if quick else leave_one_writer_out(params, labeled, background, featurizer),
               **held_out(params, model, tables), "seconds": round(time.perf_counter() - started, 1)}
     return result
 
@@ -156,7 +160,7 @@ def row(result: dict, labels) -> str:
     cells = [result["option"]]
     for label in labels:
         entry = result[label]
-        cells += [f"{result['lowo'][label]['f1']:.3f}",
+        cells += [f"{result['lowo'][label]['f1']:.3f}" if result["lowo"] else "not run",
                   f"{entry['challenge']['f1']:.3f}" if "challenge" in entry else "n/a",
                   "/".join(f"{v:.2f}" for v in entry.get("challenge_writers", {}).values()) or "n/a",
                   f"{entry['real']['f1']:.3f} ({entry['real']['precision']:.2f}/{entry['real']['recall']:.2f}, "
@@ -169,7 +173,8 @@ def main(argv: list[str]) -> None:
     from pipeline.config import load_params
 
     base = load_params(ROOT / "configs" / "params.yaml")
-    names = argv or list(OPTIONS)
+    quick = "--quick" in argv
+    names = [a for a in argv if a != "--quick"] or list(OPTIONS)
     unknown = [n for n in names if n not in OPTIONS]
     if unknown:
         raise SystemExit(f"unknown option {unknown[0]!r}; options: {', '.join(OPTIONS)}")
@@ -180,10 +185,10 @@ def main(argv: list[str]) -> None:
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header), flush=True)
     out_path = ROOT / "benchmarks" / "model_choice.json"
-    results = json.loads(out_path.read_text()) if out_path.exists() else {}
+    results = json.loads(out_path.read_text(encoding="utf-8")) if out_path.exists() else {}
     cache: dict = {}
     for name in names:
-        result = run_option(name, base, cache)
+        result = run_option(name, base, cache, quick)
         results[name] = result
         print(row(result, labels), flush=True)
         out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")

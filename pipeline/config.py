@@ -98,6 +98,7 @@ class SegmentConfig:
 @dataclass(frozen=True)
 class FeaturesConfig:
     word_ngrams: tuple[int, int]
+    min_word_chars: int
     char_ngrams: tuple[int, int]
     min_df: int
     max_df: float

@@ -103,7 +103,7 @@ class _NgramCounter(TransformerMixin, BaseEstimator):
         self._fit_symbols(posts)
         rows, codes = ngram_codes(*self._symbols(posts), (low, high))
         vocabulary, df = _document_frequency(rows, codes)
-        keep = (df >= self.min_df) & (df <= self.max_df * max(len(posts), 1))
+        keep = (df >= self.min_df) & (df <= self.max_df * max(len(posts), 1)) & self._allowed(vocabulary)
         vocabulary, df = vocabulary[keep], df[keep]
         if self.max_features is not None and len(vocabulary) > self.max_features:
             top = np.sort(np.argsort(-df, kind="stable")[: self.max_features])
@@ -139,6 +139,10 @@ class _NgramCounter(TransformerMixin, BaseEstimator):
 
     def _fit_symbols(self, posts: list) -> None:
         """Learn whatever :meth:`_symbols` needs before the vocabulary is counted."""
+
+    def _allowed(self, vocabulary: np.ndarray) -> np.ndarray:
+        """Which n-gram codes may enter the vocabulary, whatever their frequency."""
+        return np.ones(len(vocabulary), dtype=bool)
 
     def _symbols(self, posts: list) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -177,6 +181,19 @@ class WordNgramCounter(_NgramCounter):
     """
 
     _unit = "word"
+
+    def __init__(self, ngram_range: tuple[int, int] = (1, 3), min_df: int = 2, max_df: float = 1.0,
+                 max_features: int | None = None, min_unigram_chars: int = 1):
+        super().__init__(ngram_range=ngram_range, min_df=min_df, max_df=max_df, max_features=max_features)
+        self.min_unigram_chars = min_unigram_chars
+
+    def _allowed(self, vocabulary):
+        # A one-character word (被, 我, 了) alone is a feature only when min_unigram_chars allows it; inside a word
+        # bigram (被 带走) it always counts. Single characters as features mostly carry a writer's habits.
+        if self.min_unigram_chars <= 1:
+            return super()._allowed(vocabulary)
+        short = np.array([0] + [len(t) < self.min_unigram_chars for t in self.tokens_.tolist()], dtype=bool)
+        return ~((vocabulary <= _MASK) & short[vocabulary & _MASK])
 
     def _fit_symbols(self, posts):
         tokens = [doc.tokens for doc in posts]
@@ -268,7 +285,8 @@ def make_featurizer(params) -> Pipeline:
     floored = cfg.norm_floor_quantile is not None
     block_norm = None if floored else "l2"
     words = Pipeline([
-        ("count", WordNgramCounter(ngram_range=cfg.word_ngrams, min_df=cfg.min_df, max_df=cfg.max_df)),
+        ("count", WordNgramCounter(ngram_range=cfg.word_ngrams, min_df=cfg.min_df, max_df=cfg.max_df,
+                                   min_unigram_chars=cfg.min_word_chars)),
         ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
     ])
     chars = Pipeline([

@@ -22,6 +22,7 @@ def tiny_project(folder: Path, background: bool = True, **overrides) -> Path:
     shutil.copytree(FIXTURES / "challenge", folder / "data" / "challenge")
     if background:
         shutil.copy(FIXTURES / "background.csv", folder / "data" / "background.csv")
+    shutil.copy(FIXTURES / "background_labels.csv", folder / "data" / "background_labels.csv")
     params_path = folder / "configs" / "params.yaml"
     params = yaml.safe_load(params_path.read_text(encoding="utf-8"))
     params["paths"]["background"] = "data/background.csv"

@@ -157,3 +157,11 @@ def test_plain_l2_when_the_floor_is_off(tiny_params):
     assert featurizer.named_steps["norm"] == "passthrough"
     blocks = featurizer.named_steps["ngrams"].transformer_list
     assert all(block.named_steps["tfidf"].norm == "l2" for _, block in blocks)
+
+
+def test_one_character_words_count_only_inside_bigrams_when_asked():
+    docs = [Doc("被带走了", ("被", "带走", "了")), Doc("又被带走", ("又", "被", "带走"))]
+    names = set(WordNgramCounter(ngram_range=(1, 2), min_df=1, min_unigram_chars=2).fit(docs).get_feature_names_out())
+    assert {"带走", "被 带走"} <= names and not names & {"被", "了", "又"}
+    every = set(WordNgramCounter(ngram_range=(1, 2), min_df=1).fit(docs).get_feature_names_out())
+    assert {"被", "了", "又"} <= every

@@ -48,7 +48,7 @@ def test_every_label_is_in_every_split(project):
 
 def test_near_duplicates_share_a_split(project):
     add_file(project, "dups.csv", HEADER
-             + "我决定以独立候选人身份参选朝阳区人大代表，需要十位选民联名，愿意的朋友私信我！！,1,0,own_candidacy\n"
+             + "我决定以独立候选人身份参选朝阳区人大代表，需要十位选民联名，愿意的朋友私信我啊,1,0,own_candidacy\n"
              + "我决定以独立候选人身份参选朝阳区人大代表，需要十位选民联名，愿意的朋友私信我吧,1,0,own_candidacy\n")
     tables, summary = prepare(load_params(project))
     labeled = tables["labeled"]
@@ -120,3 +120,62 @@ def test_stage_writes_tables_and_summary(project, cli):
     summary = json.loads((root / "reports" / "data_summary.json").read_text(encoding="utf-8"))
     assert summary["labels"]["candidacy"] > 0
     assert len(pd.read_parquet(root / "data" / "prepared" / "labeled.parquet")) == summary["posts"]
+
+
+def write_labels(project, rows: str) -> None:
+    (project.parent.parent / "data" / "background_labels.csv").write_text(
+        "id,candidacy,police_warning,kind\n" + rows, encoding="utf-8")
+
+
+def test_background_posts_labeled_by_id_carry_their_labels(project):
+    write_labels(project, "bg-0002,0,1,reported_warning\n")
+    background = prepare(load_params(project))[0]["background"].set_index("id")
+    assert background.loc["bg-0002", "police_warning"] == 1 and bool(background.loc["bg-0002", "labeled"])
+    others = background.drop(index="bg-0002")
+    assert others["police_warning"].sum() == 0 and not others["labeled"].any()
+
+
+@pytest.mark.parametrize(("rows", "message"), [
+    ("bg-9999,0,1,reported_warning\n", "not in the background corpus"),
+    ("bg-0002,0,2,reported_warning\n", "must be 0 or 1"),
+    ("bg-0002,0,1,x\nbg-0002,0,1,x\n", "labeled twice"),
+])
+def test_bad_labels_by_id_are_one_line_errors(project, rows, message):
+    write_labels(project, rows)
+    with pytest.raises(UserError, match=message):
+        prepare(load_params(project))
+
+
+def test_labels_by_id_never_hold_text(project):
+    (project.parent.parent / "data" / "background_labels.csv").write_text(
+        "id,text,candidacy,police_warning\nbg-0002,x,0,1\n", encoding="utf-8")
+    with pytest.raises(UserError, match="by id only"):
+        prepare(load_params(project))
+
+
+def test_real_posts_are_read_for_evaluation_with_their_ambiguity(project):
+    real = project.parent.parent / "real.csv"
+    real.write_text("id,text,candidacy,police_warning,kind,notes\n"
+                    "r1,又被请去所里聊天了,0,1,own_warning,\n"
+                    "r2,周末去喝茶,0,0,hard_neg_real_tea,AMBIGUOUS: context\n", encoding="utf-8")
+    params = project.read_text(encoding="utf-8").replace(
+        "../shared/corpora/weibo_real_dev/posts.csv", str(real))
+    project.write_text(params, encoding="utf-8")
+    tables, summary = prepare(load_params(project))
+    assert tables["real_dev"]["id"].tolist() == ["r1", "r2"]
+    assert tables["real_dev"]["ambiguous"].tolist() == [False, True]
+    assert summary["real_dev"]["labels"] == {"candidacy": 0, "police_warning": 1}
+
+
+def test_absent_real_posts_are_reported_not_measured(project):
+    tables, summary = prepare(load_params(project))
+    assert tables["real_dev"].empty and summary["real_dev"]["present"] is False
+
+
+def test_summary_counts_writers_register_and_trigger_free_positives(project):
+    _, summary = prepare(load_params(project))
+    assert sum(w["posts"] for w in summary["writers"].values()) == summary["posts"]
+    assert 0 <= summary["register"]["without_final_punctuation"] <= 1
+    for label, counts in summary["trigger_free"].items():
+        assert counts["positives"] == summary["labels"][label]
+        assert 0 <= counts["trigger_free"] <= counts["positives"]

@@ -31,22 +31,45 @@ def with_interval(scores: dict, key: str) -> str:
 def figures_row(label: str, metrics: dict) -> str:
     ours, keywords = metrics[label]["model"], metrics[label]["keyword"]
     challenge = metrics["challenge"][label]["model"]["f1"] if metrics["challenge"]["present"] else None
+    real = metrics["real_posts"][label] if metrics["real_posts"]["present"] else None
     far = ours["background_far"]
     return " | ".join([
-        f"| `{label}`", f"{ours['precision']:.2f}", f"{ours['recall']:.2f}", with_interval(ours, "f1"),
-        with_interval(keywords, "f1"), "n/a" if challenge is None else f"{challenge:.2f}",
+        f"| `{label}`",
+        "not measured" if real is None else with_interval(real["model"], "f1"),
+        "not measured" if real is None else f"{real['keyword']['f1']:.2f}",
+        "not measured" if real is None else f"{real['model']['fp']} of {real['negatives']}",
+        "n/a" if challenge is None else f"{challenge:.2f}",
+        with_interval(ours, "f1"), with_interval(keywords, "f1"),
         "not measured" if far is None else f"{far:.3%}",
     ]) + " |"
+
+
+def writer_row(writer: str, scores: dict) -> str:
+    return (f"| {writer} | {scores['posts']} | "
+            + " | ".join(f"{scores[label]['model']['f1']:.2f}" for label in ("candidacy", "police_warning")) + " |")
+
+
+def full_data_only(metrics: dict) -> None:
+    if not metrics["background"]["present"] or not metrics["real_posts"]["present"]:
+        # A checkout without the shared corpora trains on less data: its figures are not the README's.
+        pytest.skip("the background corpus or the real posts are absent here: the README's figures are for the full "
+                    "data")
 
 
 @pytest.mark.parametrize("label", ["candidacy", "police_warning"])
 def test_headline_figures_match_metrics(label):
     metrics = load("metrics.json")
-    if not metrics["background"]["present"]:
-        # A checkout without the background corpus trains on less data: its figures are not the README's.
-        pytest.skip("the background corpus is absent here: the README's figures are for the full data")
+    full_data_only(metrics)
     expected = figures_row(label, metrics)
     assert expected in README, f"README's figures are stale; the row should read:\n{expected}"
+
+
+def test_challenge_writer_figures_match_metrics():
+    metrics = load("metrics.json")
+    full_data_only(metrics)
+    for writer, scores in metrics["challenge"]["writers"].items():
+        expected = writer_row(writer, scores)
+        assert expected in README, f"README's challenge figures are stale; the row should read:\n{expected}"
 
 
 def test_corpus_counts_match_data_summary():

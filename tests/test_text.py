@@ -9,6 +9,16 @@ from pipeline.text import MENTION, REPLY, REPOST, URL, Normalizer, has_tradition
 norm = Normalizer().normalize
 
 
+@pytest.fixture(scope="module")
+def normalizer_drop():
+    """The normaliser as configs/params.yaml builds it: punctuation dropped, the alias table applied."""
+    from pipeline.config import load_params
+    from pipeline.prepare import make_normalizer
+    from tests.conftest import ROOT
+
+    return make_normalizer(load_params(ROOT / "configs" / "params.yaml")).fit(None)
+
+
 def test_traditional_becomes_simplified():
     assert norm("又被國保約談了，說我參選人大代表") == "又被国保约谈了,说我参选人大代表"
 
@@ -103,3 +113,29 @@ def test_every_quotation_mark_style_becomes_ascii():
     for styled in ("民警说我这样做“影响不好”", "民警说我这样做「影响不好」", "民警说我这样做『影响不好』"):
         assert normalizer.normalize(styled) == plain
     assert normalizer.normalize("他说‘别发了’") == "他说'别发了'"
+
+
+def test_dropped_punctuation_leaves_the_same_text(normalizer_drop):
+    plain = normalizer_drop.normalize("又被请喝茶了 问我转的帖子")
+    for styled in ("又被请喝茶了。问我转的帖子。", "“又被请喝茶了”，问我转的帖子！！！",
+                   "又被请喝茶了~问我转的帖子。。。", "又被请喝茶了，问我转的帖子 😂", "【又被请喝茶了】问我转的帖子?"):
+        assert normalizer_drop.normalize(styled) == plain, styled
+
+
+def test_aliases_write_slang_as_the_plain_word(normalizer_drop):
+    assert normalizer_drop.normalize("帽子叔叔来敲门了") == "警察来敲门了"
+    assert normalizer_drop.normalize("JC上门了") == "警察上门了"
+    assert normalizer_drop.normalize("我的jcpenney卡") == "我的jcpenney卡"  # not inside a longer ASCII word
+
+
+def test_alias_table_errors_are_one_line(tmp_path):
+    from pipeline.errors import UserError
+    from pipeline.text import read_aliases
+
+    path = tmp_path / "aliases.yaml"
+    path.write_text("警察: [jc]\n政府: [JC]\n", encoding="utf-8")
+    with pytest.raises(UserError, match="given twice"):
+        read_aliases(path)
+    path.write_text("警察: jc\n", encoding="utf-8")
+    with pytest.raises(UserError, match="list of aliases"):
+        read_aliases(path)
