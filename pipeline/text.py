@@ -45,7 +45,8 @@ _INVISIBLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u115f\u1160
                         r"\ud800-\udfff\ue000-\uf8ff]|[\U000e0000-\U000e0fff\U000f0000-\U0010ffff]")
 _SPACE = re.compile(r"[\s\u3000]+")
 _HAS_SPACE = re.compile(r"\s")
-_URL = re.compile(r"(?:https?://|www\.)[a-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+", re.IGNORECASE)
+# No brackets: on Weibo a link is often followed at once by an emoji code (http://t.cn/x[哈哈]).
+_URL = re.compile(r"(?:https?://|www\.)[a-z0-9\-._~:/?#@!$&'()*+,;=%]+", re.IGNORECASE)
 _REPOST = re.compile(r"//\s*@[^\s:/@]{1,30}\s*:?")
 _REPLY = re.compile(r"回复\s*@[^\s:/@]{1,30}\s*:?")
 _MENTION = re.compile(r"@[\w\-·]{1,30}")

@@ -66,25 +66,42 @@ def test_posts_without_content_score_low(real_model, text):
 
 
 SURFACE_VARIANTS = [
-    # plain, then the same post as users disguise or decorate it
+    # plain, then the same post as users disguise or decorate it: traditional characters, spaces inserted to dodge
+    # filters, punctuation, links and emoji codes. Normalisation makes these the same post, so the probabilities
+    # are the same, not only the decisions.
     ("我决定参选本区人大代表，请大家联名推荐",
      ["我決定參選本區人大代表，請大家聯名推薦",
       "我决定参 选本区人 大代表，请大家联名推荐",
-      "转发微博 //@选民老李:我决定参选本区人大代表，请大家联名推荐 http://t.cn/A6hQe3Zk",
-      "#独立参选# 我决定参选本区人大代表，请大家联名推荐[话筒]"]),
+      "我决定参选本区人大代表！！！请大家联名推荐。。。 http://t.cn/A6hQe3Zk[话筒]"]),
     ("昨天又被国保约去喝茶，问我为什么转发那篇文章",
      ["昨天又被國保約去喝茶，問我為什麼轉發那篇文章",
       "昨天又被国保约去喝茶，问我为什么转发那篇文章！！！！！",
-      "@路人甲 昨天又被国保约去喝茶，问我为什么转发那篇文章 http://t.cn/R7bXw2Lm"]),
+      "“昨天又被国保约去喝茶”——问我为什么转发那篇文章? http://t.cn/R7bXw2Lm"]),
+]
+
+# The same post with something added around it (a repost chain, a hashtag, an @mention): not the same text, so only
+# the decisions must hold.
+WRAPPED_VARIANTS = [
+    ("我决定参选本区人大代表，请大家联名推荐",
+     ["转发微博 //@选民老李:我决定参选本区人大代表，请大家联名推荐 http://t.cn/A6hQe3Zk",
+      "#独立参选# 我决定参选本区人大代表，请大家联名推荐[话筒]"]),
+    ("昨天又被国保约去喝茶，问我为什么转发那篇文章",
+     ["@路人甲 昨天又被国保约去喝茶，问我为什么转发那篇文章 http://t.cn/R7bXw2Lm"]),
 ]
 
 
 @pytest.mark.parametrize(("plain", "variants"), SURFACE_VARIANTS)
-def test_surface_changes_keep_the_decision(real_model, plain, variants):
+def test_surface_changes_keep_the_probabilities(real_model, plain, variants):
+    frame = real_model.predict([plain, *variants])
+    for label in LABELS:
+        assert (frame[f"{label}_prob"] - frame[f"{label}_prob"].iloc[0]).abs().max() < 1e-6, frame.to_dict("records")
+
+
+@pytest.mark.parametrize(("plain", "variants"), WRAPPED_VARIANTS)
+def test_wrapping_a_post_keeps_the_decision(real_model, plain, variants):
     frame = real_model.predict([plain, *variants])
     for label in LABELS:
         assert frame[label].nunique() == 1, frame[["text", f"{label}_prob", label]].to_dict("records")
-        assert (frame[f"{label}_prob"] - frame[f"{label}_prob"].iloc[0]).abs().max() < 0.25
 
 
 def test_labels_are_independent(real_model):

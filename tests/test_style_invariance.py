@@ -8,6 +8,7 @@ negative, is restyled each way below, and the real model's decisions must not ch
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 import pandas as pd
@@ -19,8 +20,15 @@ _WIDE = str.maketrans("，！？：；（）", ",!?:;()")
 _NARROW = str.maketrans(",!?:;()", "，！？：；（）")
 
 
+_KEPT = re.compile(r"(https?://[\w./?=&%-]+|\[[^\[\]]{1,8}\]|[#@]\S+)")
+
+
 def _no_punctuation(text: str) -> str:
-    return "".join(c for c in text if unicodedata.category(c)[0] not in "PS")
+    """Every punctuation mark and symbol removed, except inside links, emoji codes, hashtags and @names, which a
+    user who leaves out punctuation still types as they are."""
+    parts = _KEPT.split(text)
+    return "".join(part if i % 2 else "".join(c for c in part if unicodedata.category(c)[0] not in "PS")
+                   for i, part in enumerate(parts))
 
 
 def _traditional(text: str) -> str:

@@ -139,3 +139,7 @@ def test_alias_table_errors_are_one_line(tmp_path):
     path.write_text("警察: jc\n", encoding="utf-8")
     with pytest.raises(UserError, match="list of aliases"):
         read_aliases(path)
+
+
+def test_a_link_ends_where_an_emoji_code_begins():
+    assert norm("看 http://t.cn/zHs7wQe[哈哈]") == f"看 {URL} 哈哈"
