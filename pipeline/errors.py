@@ -16,6 +16,14 @@ class UserError(Exception):
     """A problem with the user's input, files or configuration: reported in one line, exit code 2."""
 
 
+class Terminated(BaseException):
+    """Raised by a SIGTERM (or SIGHUP) handler so a run unwinds and cleans up as it does on Ctrl-C."""
+
+    def __init__(self, signum: int):
+        super().__init__(signum)
+        self.signum = signum
+
+
 class ArgumentParser(argparse.ArgumentParser):
     """Argument mistakes are user errors too: one line on stderr and exit code 2."""
 
@@ -26,7 +34,8 @@ class ArgumentParser(argparse.ArgumentParser):
 def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
     """Wrap a command's ``main`` so a UserError prints one line on stderr and exits with code 2.
 
-    Bugs keep their traceback. A closed stdout (``predict … | head``) ends quietly.
+    Bugs keep their traceback. A closed stdout (``predict … | head``) ends quietly; Ctrl-C and a handled SIGTERM
+    end with one line and exit code 130 or 143.
     """
 
     @functools.wraps(main)
@@ -35,11 +44,16 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
         try:
             return main(*args, **kwargs) or 0
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
+            # One line, even when a library's message quoted in it spans several.
+            print("error: " + " ".join(line.strip() for line in str(err).splitlines() if line.strip()),
+                  file=sys.stderr)
             return EXIT_USER_ERROR
         except KeyboardInterrupt:
             print("interrupted", file=sys.stderr)
             return 130
+        except Terminated as stop:
+            print("terminated", file=sys.stderr)
+            return 128 + stop.signum
         except BrokenPipeError:
             # The reader went away (e.g. `| head`): not an error, but stdout must not be flushed again.
             devnull = os.open(os.devnull, os.O_WRONLY)

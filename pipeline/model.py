@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import io as _io
 import logging
+import math
+import numbers
 import os
 import platform
 import warnings
@@ -34,6 +36,57 @@ CARD_FORMAT = 1
 STEPS = ("normalize", "segment", "features", "classify")
 # Libraries whose version is recorded in the card and compared when a model is loaded.
 VERSIONED = ("scikit-learn", "numpy", "scipy", "jieba", "rjieba", "opencc", "joblib", "pandas")
+# A post is scored on at most this many characters: about 7 MB of working memory, some 700 Weibo posts long.
+MAX_CHARS = 100_000
+# Posts are scored in batches of at most this many characters, so a chunk of long posts stays within memory.
+BATCH_CHARS = 2_000_000
+
+
+def check_thresholds(thresholds: Any, labels: list[str], where: str) -> dict[str, float]:
+    """Decision thresholds as floats, each a finite number from 0 to 1 for a known label: the one check for the
+    card, ``--threshold`` and the API's ``thresholds=``."""
+    if not isinstance(thresholds, dict):
+        raise UserError(f"{where}: thresholds must map labels to numbers, not {type(thresholds).__name__}")
+    checked = {}
+    for label, value in thresholds.items():
+        if label not in labels:
+            raise UserError(f"{where}: unknown label {label!r} (labels: {', '.join(labels)})")
+        if (isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value)
+                or not 0.0 <= value <= 1.0):
+            raise UserError(f"{where}: the threshold of {label!r} must be a number between 0 and 1, not {value!r}")
+        checked[label] = float(value)
+    return checked
+
+
+def check_posts(texts: Any) -> list:
+    """Posts as a list. One string is refused: iterating it would score each character as a post. (An item that
+    is not a string, such as pandas' NaN for a missing cell, is scored as an empty post, as normalising does.)"""
+    if isinstance(texts, str | bytes):
+        raise TypeError("expected a list of posts, got one string: wrap it, e.g. model.predict([post])")
+    return list(texts)
+
+
+def _length(text: Any) -> int:
+    return len(text) if isinstance(text, str) else 0
+
+
+def check_max_chars(max_chars: Any) -> int:
+    if isinstance(max_chars, bool) or not isinstance(max_chars, numbers.Integral) or max_chars < 1:
+        raise UserError(f"max_chars must be a whole number of at least 1, not {max_chars!r}")
+    return int(max_chars)
+
+
+def _batches(texts: list[str], budget: int = BATCH_CHARS) -> list[tuple[int, int]]:
+    """Consecutive (start, stop) ranges of ``texts`` holding at most ``budget`` characters (or one post)."""
+    ranges, start, size = [], 0, 0
+    for i, text in enumerate(texts):
+        if size and size + _length(text) > budget:
+            ranges.append((start, i))
+            start, size = i, 0
+        size += _length(text)
+    if start < len(texts):
+        ranges.append((start, len(texts)))
+    return ranges
 
 
 def card_path(model_path: str | Path) -> Path:
@@ -119,33 +172,56 @@ class Model:
             self._coef["_linear"] = _stacked_linear(self.pipeline.named_steps["classify"])
         return self._coef["_linear"]
 
-    def predict_proba(self, texts) -> np.ndarray:
-        """Probabilities, one column per label in :attr:`labels` order."""
-        texts = list(texts)
-        if not texts:
-            return np.zeros((0, len(self.labels)))
-        return self.proba_from_features(self.features(texts))
+    def predict_proba(self, texts, max_chars: int | None = None) -> np.ndarray:
+        """Probabilities, one column per label in :attr:`labels` order (each post scored on at most ``max_chars``
+        characters, default :data:`MAX_CHARS`)."""
+        proba, _ = self._scored(check_posts(texts), max_chars, 0)
+        return proba
 
-    def scores(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0):
-        """A DataFrame with ``<label>_prob`` and ``<label>`` (0/1) per label, and ``<label>_why`` with explain."""
+    def _scored(self, texts: list[str], max_chars: int | None, explain: int) -> tuple[np.ndarray, dict]:
+        """Probabilities and explanations of capped posts, computed in batches of bounded size."""
+        cap = MAX_CHARS if max_chars is None else check_max_chars(max_chars)
+        capped = [text[:cap] if isinstance(text, str) else text for text in texts]
+        parts, why = [np.zeros((0, len(self.labels)))], {label: [] for label in self.labels}
+        for start, stop in _batches(capped, BATCH_CHARS):
+            X = self.features(capped[start:stop])
+            parts.append(self.proba_from_features(X))
+            for label in self.labels if explain else ():
+                why[label].extend(self.explain(X, label, explain))
+        return np.vstack(parts), why
+
+    def scores(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0,
+               max_chars: int | None = None):
+        """A DataFrame with ``<label>_prob`` and ``<label>`` (0/1) per label, and ``<label>_why`` with explain.
+
+        Each post is scored on its first ``max_chars`` characters. Left at None, the cap is :data:`MAX_CHARS`;
+        given, the frame also has ``truncated``: 1 where the post was longer than the cap.
+        """
         import pandas as pd
 
-        texts = list(texts)
-        X = self.features(texts) if texts else None
-        proba = self.proba_from_features(X) if texts else np.zeros((0, len(self.labels)))
-        cut = {**self.thresholds, **(thresholds or {})}
+        texts = check_posts(texts)
+        cut = {**self.thresholds, **check_thresholds(thresholds or {}, self.labels, "thresholds")}
+        proba, why = self._scored(texts, max_chars, explain)
         columns: dict[str, Any] = {}
         for j, label in enumerate(self.labels):
             columns[f"{label}_prob"] = np.round(proba[:, j], 6)
             columns[label] = (proba[:, j] >= cut[label]).astype(int)
             if explain:
-                columns[f"{label}_why"] = self.explain(X, label, explain) if texts else []
-        return pd.DataFrame(columns)
+                columns[f"{label}_why"] = why[label]
+        if max_chars is not None:
+            columns["truncated"] = np.array([_length(text) > max_chars for text in texts], dtype=int)
+        else:
+            long = sum(_length(text) > MAX_CHARS for text in texts)
+            if long:
+                log.warning("%d post(s) longer than %d characters were scored on their first %d", long, MAX_CHARS,
+                            MAX_CHARS)
+        return pd.DataFrame(columns, index=pd.RangeIndex(len(texts)))
 
-    def predict(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0):
+    def predict(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0,
+                max_chars: int | None = None):
         """Score posts: a DataFrame with ``text`` and the columns of :meth:`scores`, as the CLI writes them."""
-        texts = list(texts)
-        frame = self.scores(texts, thresholds=thresholds, explain=explain)
+        texts = check_posts(texts)
+        frame = self.scores(texts, thresholds=thresholds, explain=explain, max_chars=max_chars)
         import pandas as pd
 
         # object dtype: pandas' default string storage (Arrow) rejects lone surrogates, which JSON can carry.
@@ -295,6 +371,25 @@ def _checked(model: Model) -> Model:
     if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != list(STEPS):
         raise UserError(f"{model.source} is not a model of this project (unexpected pipeline steps)")
     n_outputs = len(pipeline.named_steps["classify"].estimators_)
-    if n_outputs != len(model.labels) or set(model.card["thresholds"]) != set(model.labels):
+    card = model.card
+    if (not isinstance(card.get("labels"), list) or not isinstance(card.get("thresholds"), dict)
+            or n_outputs != len(model.labels) or set(card["thresholds"]) != set(model.labels)):
         raise UserError(f"{model.source}: the card's labels do not match the model's outputs")
+    _check_card_thresholds(card, model.labels, model.source)
     return model
+
+
+def _check_card_thresholds(card: dict, labels: list[str], source: str) -> None:
+    """The card's thresholds are numbers from 0 to 1, each the one its validation scores were measured at: an
+    edited threshold would flip decisions that the card's figures no longer describe."""
+    thresholds = check_thresholds(card["thresholds"], labels, f"the model card of {source}")
+    validation = card.get("validation")
+    for label, threshold in thresholds.items():
+        scores = validation.get(label) if isinstance(validation, dict) else None
+        validated = scores.get("threshold") if isinstance(scores, dict) else None
+        if validated is None:
+            continue
+        if isinstance(validated, bool) or not isinstance(validated, numbers.Real) or float(validated) != threshold:
+            raise UserError(f"the model card of {source}: the threshold of {label!r} ({threshold!r}) is not the one "
+                            f"the model was validated at ({validated!r}): the card was edited; retrain with make "
+                            "repro, or pass --threshold to choose another")

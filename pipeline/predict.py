@@ -7,24 +7,30 @@
 Each output row carries the input row's columns unchanged and, per label, ``<label>_prob`` (0–1) and
 ``<label>`` (0/1 at the model's threshold). Rows come out in input order, one per input row (unless
 ``--only-flagged`` is asked for). Results go to stdout or ``--output``; messages and progress to stderr.
+
+SIGINT and SIGTERM end a run with exit code 130 or 143: the workers are stopped and the unfinished output
+removed. Workers also die with this process when it is killed outright (SIGKILL).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-import pandas as pd
+import numpy as np
 
 from pipeline import streams
-from pipeline.errors import ArgumentParser, UserError, cli_entry
+from pipeline.errors import ArgumentParser, Terminated, UserError, cli_entry
 
 log = logging.getLogger("predict")
 
@@ -53,10 +59,18 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="add <label>_why: the K n-grams that raised each label's score most")
     parser.add_argument("--only-flagged", action="store_true", help="write only rows with at least one label 1")
     parser.add_argument("--summary", action="store_true",
-                        help="print flagged counts and an error-corrected prevalence estimate to stderr at the end")
+                        help="print flagged counts and each label's estimated prevalence with a 95%% interval to "
+                             "stderr at the end")
+    parser.add_argument("--false-alarms", choices=("background", "labeled"), default="background",
+                        help="the false-alarm rate --summary corrects with: of real background posts (inputs of "
+                             "ordinary posts), or of the labeled validation negatives (inputs rich in hard "
+                             "negatives, such as keyword-search hits)")
     parser.add_argument("-j", "--jobs", type=int, default=0,
                         help="processes that score: this one and N-1 forked workers (default 0: all cores)")
     parser.add_argument("--chunk-size", type=int, default=5000, help="rows read, scored and written at a time")
+    parser.add_argument("--max-chars", type=int, metavar="N",
+                        help="score each post on its first N characters and add a 'truncated' column (1 where a "
+                             "post was longer); default 100000, with truncated rows named on stderr")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no informational messages")
     args = parser.parse_args(argv)
     if args.texts and args.input:
@@ -67,23 +81,35 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--explain must be 0 or more")
     if args.jobs < 0:
         parser.error("--jobs must be 0 (all cores) or more")
+    if args.max_chars is not None and args.max_chars < 1:
+        parser.error("--max-chars must be at least 1")
     return args
 
 
 def parse_thresholds(items: list[str], labels: list[str]) -> dict[str, float]:
+    from pipeline.model import check_thresholds
+
     thresholds = {}
     for item in items:
         label, sep, value = item.partition("=")
         if not sep or label not in labels:
             raise UserError(f"--threshold {item!r}: expected LABEL=P with LABEL one of {', '.join(labels)}")
         try:
-            p = float(value)
+            thresholds[label] = float(value)
         except ValueError:
             raise UserError(f"--threshold {item!r}: {value!r} is not a number") from None
-        if not 0.0 <= p <= 1.0:
-            raise UserError(f"--threshold {item!r}: the threshold must be between 0 and 1")
-        thresholds[label] = p
-    return thresholds
+    return check_thresholds(thresholds, labels, "--threshold")
+
+
+def argument_posts(texts: list[str]) -> list[str]:
+    """Posts given as arguments, which must be UTF-8 (Python hands over invalid bytes as lone surrogates)."""
+    posts = []
+    for n, text in enumerate(texts, start=1):
+        try:
+            posts.append(os.fsencode(text).decode("utf-8"))
+        except UnicodeError:
+            raise UserError(f"post {n} given as an argument is not valid UTF-8 text") from None
+    return posts
 
 
 def default_jobs() -> int:
@@ -93,48 +119,91 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
-def _score(texts: list[str | None], errors: list[str | None], thresholds: dict, explain: int,
-           mark: bool) -> pd.DataFrame:
-    """Predictions for one chunk; broken rows get an error message and no prediction."""
+def _score(chunk: streams.Chunk, options: dict) -> tuple[dict[str, list], list[int]]:
+    """Predictions for one chunk as columns of plain values (None in the rows that could not be read), and the
+    indexes of the rows whose post was truncated."""
+    errors = chunk.errors
     ok = [i for i, e in enumerate(errors) if e is None]
-    scored = _MODEL.scores([texts[i] for i in ok], thresholds=thresholds, explain=explain)
-    if len(ok) == len(texts) and not mark:
-        return scored
-    scored.index = ok
-    frame = scored.reindex(range(len(texts)))
-    for column in _MODEL.labels:
-        frame[column] = frame[column].astype("Int64")
-    if mark:
-        frame[streams.ERROR_COLUMN] = [e or "" for e in errors]
-    return frame
+    frame = _MODEL.scores([chunk.texts[i] for i in ok], thresholds=options["thresholds"],
+                          explain=options["explain"], max_chars=options["max_chars"])
+    cut = frame.pop(streams.TRUNCATED_COLUMN)
+    truncated = [ok[i] for i, was_cut in enumerate(cut.tolist()) if was_cut]
+    if options["mark_truncated"]:
+        frame[streams.TRUNCATED_COLUMN] = cut
+    if len(ok) == len(errors):
+        columns = {name: frame[name].tolist() for name in frame.columns}
+    else:
+        columns = {}
+        for name in frame.columns:
+            values: list = [None] * len(errors)
+            for i, value in zip(ok, frame[name].tolist(), strict=True):
+                values[i] = value
+            columns[name] = values
+    if options["mark"]:
+        columns[streams.ERROR_COLUMN] = [e or "" for e in errors]
+    return columns, truncated
 
 
 @dataclass
 class Done:
-    """One chunk scored: counts for the summary, and its output rows, laid out as text where the format allows
+    """One chunk scored: counts for the summary, and its output rows, laid out as bytes where the format allows
     (then the chunk and its predictions are not sent back from the worker)."""
 
     rows: int
     scored: int
     flagged: dict[str, int]
+    truncated: list[int]
+    proba: np.ndarray | None  # the scored rows' probabilities, for --summary
     rendered: streams.Rendered | None
     chunk: streams.Chunk | None
-    predictions: pd.DataFrame | None
+    predictions: dict[str, list] | None
 
 
 def _process(chunk: streams.Chunk, options: dict) -> Done:
     """Score a chunk, keep the flagged rows if asked, and lay out its output: all a worker does for a chunk."""
-    predictions = _score(chunk.texts, chunk.errors, options["thresholds"], options["explain"], options["mark"])
+    predictions, truncated = _score(chunk, options)
     labels = _MODEL.labels
     rows, scored = len(chunk), sum(e is None for e in chunk.errors)
-    flagged = {label: int((predictions[label] == 1).sum()) for label in labels}
+    proba = None
+    if options["summary"]:
+        read = [i for i, error in enumerate(chunk.errors) if error is None]
+        proba = np.array([[predictions[f"{label}_prob"][i] for label in labels] for i in read], dtype=float)
+    flagged = {label: sum(value == 1 for value in predictions[label]) for label in labels}
     if options["only_flagged"]:
-        keep = (predictions[labels] == 1).any(axis=1).to_numpy()
-        chunk, predictions = _subset(chunk, keep), predictions[keep]
+        keep = [any(predictions[label][i] == 1 for label in labels) for i in range(rows)]
+        chunk = chunk.subset(keep)
+        predictions = {name: [value for value, kept in zip(values, keep, strict=True) if kept]
+                       for name, values in predictions.items()}
     rendered = streams.render(chunk, predictions, options["format"])
     if rendered is not None:
-        return Done(rows, scored, flagged, rendered, None, None)
-    return Done(rows, scored, flagged, None, chunk, predictions)
+        return Done(rows, scored, flagged, truncated, proba, rendered, None, None)
+    return Done(rows, scored, flagged, truncated, proba, None, chunk, predictions)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Make this worker end when the process that forked it ends, however it ends (SIGKILL included)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        pr_set_pdeathsig = 1
+        ctypes.CDLL(None, use_errno=True).prctl(pr_set_pdeathsig, int(signal.SIGKILL), 0, 0, 0)
+    else:  # elsewhere, watch for the parent's end
+        def watch() -> None:
+            while os.getppid() == parent:
+                time.sleep(0.5)
+            os._exit(1)
+
+        threading.Thread(target=watch, daemon=True).start()
+    if os.getppid() != parent:  # the parent ended before the line above took effect
+        os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    # The parent decides when to stop: a Ctrl-C reaches the whole process group, and the parent then ends the
+    # workers itself. SIGTERM keeps its default (the parent's handler was inherited by the fork).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    _die_with_parent(parent)
 
 
 def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Iterator[Done]:
@@ -142,7 +211,8 @@ def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Ite
 
     The workers are kept fed (two chunks queued each); this process scores the chunks they have no room for, between
     reading and writing. One process fewer than a pool of ``jobs`` workers beside an idle parent: the same cores
-    kept busy, and one process's working memory and copied pages less.
+    kept busy, and one process's working memory and copied pages less. If the run stops early (an error, an
+    interrupt, or the caller closing this generator), the workers are killed rather than waited for.
     """
     head = list(itertools.islice(chunks, 2))
     if len(head) < 2 or jobs == 1:
@@ -158,8 +228,12 @@ def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Ite
     gc.collect()
     gc.freeze()
     context = multiprocessing.get_context("fork")
+    others = set(multiprocessing.active_children())
     pending: deque[Future] = deque()
-    with ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context) as pool:
+    pool = ProcessPoolExecutor(max_workers=jobs - 1, mp_context=context, initializer=_worker_init,
+                               initargs=(os.getpid(),))
+    finished = False
+    try:
         for chunk in itertools.chain(head, chunks):
             if sum(not future.done() for future in pending) < 2 * (jobs - 1):
                 pending.append(pool.submit(_process, chunk, options))
@@ -172,52 +246,63 @@ def _processed(chunks: Iterator[streams.Chunk], jobs: int, options: dict) -> Ite
                 yield pending.popleft().result()
         while pending:
             yield pending.popleft().result()
+        finished = True
+    finally:
+        if not finished:
+            for worker in set(multiprocessing.active_children()) - others:
+                worker.kill()
+        pool.shutdown(wait=True, cancel_futures=not finished)
+        gc.unfreeze()
 
 
-def prevalence(flag_rate: float, tpr: float | None, fpr: float | None) -> float | None:
-    """Adjusted classify-and-count: (observed flag rate - FPR) / (TPR - FPR), clipped to [0, 1]."""
-    if tpr is None or fpr is None or tpr - fpr <= 0:
-        return None
-    return min(1.0, max(0.0, (flag_rate - fpr) / (tpr - fpr)))
+def _terminated(signum, frame) -> None:
+    # Later signals are ignored while the run cleans up (removing its unfinished output).
+    signal.signal(signum, signal.SIG_IGN)
+    raise Terminated(signum)
 
 
-def summary_lines(model, flagged: dict[str, int], rows: int, scored: int, thresholds: dict) -> list[str]:
-    lines = [f"summary: {rows} rows read, {scored} scored, {rows - scored} unreadable"]
-    for label in model.labels:
-        rate = flagged[label] / scored if scored else 0.0
-        validation = model.card.get("validation", {}).get(label, {})
-        tpr = validation.get("recall")
-        fpr = validation.get("background_far")
-        if fpr is None:
-            fpr = validation.get("labeled_false_positive_rate")
-        overridden = label in thresholds
-        estimate = None if overridden else prevalence(rate, tpr, fpr)
-        note = ("n/a (threshold overridden; the validation rates hold at the model's own threshold)" if overridden
-                else "n/a" if estimate is None else f"{estimate:.4%} (~{estimate * scored:,.0f} posts)")
-        lines.append(f"  {label}: {flagged[label]:,} flagged ({rate:.4%}); estimated prevalence {note}")
-    return lines
+@contextlib.contextmanager
+def _sigterm_raises() -> Iterator[None]:
+    """SIGTERM (and SIGHUP) unwind the run like Ctrl-C does: workers stopped, unfinished output removed."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
+    previous = {signum: signal.signal(signum, _terminated) for signum in caught}
+    try:
+        yield
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
 
 
 def run(args: argparse.Namespace) -> int:
+    with _sigterm_raises():
+        return _run(args)
+
+
+def _run(args: argparse.Namespace) -> int:
     global _MODEL
-    from pipeline.model import load_model
+    from pipeline.model import MAX_CHARS, load_model
 
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
     started = time.perf_counter()
-    if args.input is None and not args.texts and sys.stdin.isatty():
+    texts = argument_posts(args.texts)
+    if args.input is None and not texts and sys.stdin.isatty():
         raise UserError("nothing to score: give posts as arguments, --input FILE, or lines on stdin")
     source = args.input if args.input is not None else "-"
-    in_format = "txt" if args.texts else streams.format_of(source, args.input_format, default="txt")
+    in_format = "txt" if texts else streams.format_of(source, args.input_format, default="txt")
     out_format = (args.format or (streams.format_of(args.output, None, "jsonl") if args.output != "-" else None)
                   or ("jsonl" if in_format in ("txt", "parquet") else in_format))
-    if args.texts:
-        chunks = iter([streams.Chunk(texts=list(args.texts), table=pd.DataFrame({args.text_column: args.texts}),
-                                     errors=[None] * len(args.texts))])
+    streams.check_encoding(args.encoding)
+    if texts:
+        chunks = iter([streams.Chunk(texts=texts, errors=[None] * len(texts), columns=[args.text_column],
+                                     rows=[[text] for text in texts])])
     else:
+        streams.check_distinct(source, args.output)
         chunks = streams.read_chunks(source, in_format, args.chunk_size, args.text_column, args.encoding,
                                      args.on_error)
-    streams.check_encoding(args.encoding)
     model = _MODEL = load_model(args.model)
     thresholds = parse_thresholds(args.threshold, model.labels)
     # Score one post now: jieba's dictionary and the OpenCC converter load on first use. Loading them here, before
@@ -226,28 +311,40 @@ def run(args: argparse.Namespace) -> int:
     loaded = time.perf_counter()
     log.info("model %s loaded in %.2f s", model.source, loaded - started)
     jobs = args.jobs or default_jobs()
-    total = None if args.texts or args.quiet else streams.count_rows(source, in_format)
+    total = None if texts or args.quiet else streams.count_rows(source, in_format)
     writer = streams.Writer(args.output, out_format)
     rows = scored = chunks_scored = 0
     flagged = dict.fromkeys(model.labels, 0)
+    truncated: list[int] = []
+    tally = None
+    if args.summary:
+        from pipeline.prevalence import Tally
+
+        cut = {**model.thresholds, **thresholds}
+        tally = Tally(np.array([cut[label] for label in model.labels]))
     success = False
     try:
         from pipeline.io import progress
 
         bar = progress(iter(()), desc="predict", total=total, disable=True if args.quiet else None)
         options = {"thresholds": thresholds, "explain": args.explain, "mark": args.on_error == "mark",
-                   "only_flagged": args.only_flagged, "format": out_format}
-        for done in _processed(chunks, jobs, options):
-            bar.update(done.rows)
-            chunks_scored += 1
-            rows += done.rows
-            scored += done.scored
-            for label in model.labels:
-                flagged[label] += done.flagged[label]
-            if done.rendered is not None:
-                writer.write_rendered(done.rendered)
-            else:
-                writer.write_table(done.chunk, done.predictions)
+                   "only_flagged": args.only_flagged, "format": out_format, "summary": args.summary,
+                   "max_chars": args.max_chars or MAX_CHARS, "mark_truncated": args.max_chars is not None}
+        with contextlib.closing(_processed(chunks, jobs, options)) as results:
+            for done in results:
+                bar.update(done.rows)
+                chunks_scored += 1
+                truncated += [rows + i + 1 for i in done.truncated]
+                rows += done.rows
+                scored += done.scored
+                for label in model.labels:
+                    flagged[label] += done.flagged[label]
+                if tally is not None:
+                    tally.add(done.proba)
+                if done.rendered is not None:
+                    writer.write_rendered(done.rendered)
+                else:
+                    writer.write_chunk(done.chunk, done.predictions)
         bar.close()
         success = True
     finally:
@@ -255,18 +352,18 @@ def run(args: argparse.Namespace) -> int:
     done = time.perf_counter()
     log.info("%d rows in %.2f s: %.0f rows/s after the model was loaded, with %d job(s)", rows, done - started,
              rows / (done - loaded) if done > loaded else 0.0, jobs if chunks_scored > 1 else 1)
+    if truncated and args.max_chars is None:
+        shown = ", ".join(map(str, truncated[:10])) + (", …" if len(truncated) > 10 else "")
+        log.warning("%d post(s) longer than %d characters were scored on their first %d (rows %s); pass "
+                    "--max-chars to set the cap and mark them in a 'truncated' column", len(truncated), MAX_CHARS,
+                    MAX_CHARS, shown)
     if args.summary:
-        for line in summary_lines(model, flagged, rows, scored, thresholds):
-            print(line, file=sys.stderr)
+        from pipeline.prevalence import tally_lines
+
+        lines = [f"summary: {rows} rows read, {scored} scored, {rows - scored} unreadable",
+                 *tally_lines(model, tally, overridden=set(thresholds), false_alarms=args.false_alarms)]
+        print("\n".join(lines), file=sys.stderr)
     return 0
-
-
-def _subset(chunk: streams.Chunk, keep) -> streams.Chunk:
-    idx = [i for i, k in enumerate(keep) if k]
-    return streams.Chunk(texts=[chunk.texts[i] for i in idx],
-                         table=None if chunk.table is None else chunk.table.iloc[idx].reset_index(drop=True),
-                         records=None if chunk.records is None else [chunk.records[i] for i in idx],
-                         errors=[chunk.errors[i] for i in idx], first_line=chunk.first_line)
 
 
 @cli_entry

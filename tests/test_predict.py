@@ -148,8 +148,9 @@ def test_summary_counts_flags_and_estimates_prevalence(cli, tiny_model_path):
     result = predict(cli, tiny_model_path, *POSTS, "--summary", "-t", "candidacy=0")
     summary = result.stderr.decode()
     assert "summary: 5 rows read, 5 scored, 0 unreadable" in summary
-    assert "candidacy: 5 flagged (100.0000%)" in summary
-    assert "police_warning:" in summary and "estimated prevalence" in summary
+    assert "candidacy: 5 flagged (100.000%)" in summary
+    assert "adjusted count: n/a (threshold overridden" in summary  # candidacy: the card's rates no longer hold
+    assert "police_warning:" in summary and "adjusted count: " in summary and "95%" in summary
 
 
 def test_python_api_matches_the_cli(cli, tiny_model_path):
