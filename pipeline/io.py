@@ -83,6 +83,18 @@ def read_json(path: str | Path) -> Any:
         raise UserError(f"cannot read {path}: {err}") from None
 
 
+def read_yaml(path: str | Path, what: str) -> Any:
+    """A YAML file's content; a missing or unreadable file is a UserError naming ``what`` it is."""
+    import yaml
+
+    try:
+        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UserError(f"cannot read {what} {path}: {err.__class__.__name__}") from None
+
+
 def write_parquet(frame: pd.DataFrame, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         frame.to_parquet(tmp, index=False)

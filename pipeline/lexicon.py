@@ -10,21 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from pipeline.errors import UserError
+from pipeline.io import read_yaml
 from pipeline.text import to_simplified
 
 
 def read_lexicon(path: str | Path, labels: list[str] | tuple[str, ...]) -> dict[str, list[str]]:
     """Terms per label; every label must have a non-empty list of strings."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"lexicon not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise UserError(f"cannot read lexicon {path}: {err.__class__.__name__}") from None
+    raw = read_yaml(path, "lexicon")
     if not isinstance(raw, dict) or not isinstance(raw.get("terms"), dict):
         raise UserError(f"{path}: expected a 'terms' mapping of label to a list of terms")
     terms = raw["terms"]

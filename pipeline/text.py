@@ -210,19 +210,10 @@ def _replace(pattern: re.Pattern, text: str, mode: str, placeholder: str) -> str
 def read_aliases(path) -> tuple[tuple[str, str], ...]:
     """The alias table (``canonical: [alias, …]``) as sorted (alias, canonical) pairs, aliases in simplified
     characters and lower case as they are matched; a malformed table or an alias given twice is a UserError."""
-    from pathlib import Path
-
-    import yaml
-
     from pipeline.errors import UserError
+    from pipeline.io import read_yaml
 
-    path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"alias table not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
-        raise UserError(f"cannot read alias table {path}: {err.__class__.__name__}") from None
+    raw = read_yaml(path, "alias table")
     if not isinstance(raw, dict):
         raise UserError(f"{path}: expected a mapping of a plain word to a list of its aliases")
     pairs: dict[str, str] = {}

@@ -65,6 +65,16 @@ def tiny_model(tiny_model_path):
     return load_model(tiny_model_path)
 
 
+@pytest.fixture
+def model_copy(tiny_model_path, tmp_path):
+    """A copy of the tiny model and its card in a folder of its own, to damage or edit."""
+    folder = tmp_path / "models"
+    folder.mkdir()
+    shutil.copy(tiny_model_path, folder / "model.joblib")
+    shutil.copy(tiny_model_path.with_name("model_card.json"), folder / "model_card.json")
+    return folder / "model.joblib"
+
+
 @pytest.fixture(scope="session")
 def real_model():
     """The model `make repro` trained on the full corpus (make test runs the pipeline first)."""

@@ -1,7 +1,6 @@
 """Bad input through the real command line: a one-line error and exit code 2, or every row accounted for."""
 
 import json
-import shutil
 
 import pandas as pd
 import pytest
@@ -188,13 +187,6 @@ def test_a_failed_run_leaves_no_partial_output(cli, tiny_model_path, tmp_path):
 
 # --- models that must not be loaded ------------------------------------------------------------------------
 
-@pytest.fixture
-def model_copy(tiny_model_path, tmp_path):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    shutil.copy(tiny_model_path, folder / "model.joblib")
-    shutil.copy(tiny_model_path.with_name("model_card.json"), folder / "model_card.json")
-    return folder / "model.joblib"
 
 
 def test_missing_model_says_to_run_make_repro(cli, tmp_path):

@@ -12,7 +12,6 @@ import io
 import json
 import math
 import os
-import shutil
 import stat
 import threading
 
@@ -373,13 +372,6 @@ def test_14_json_lines_to_parquet_when_a_type_changes(predict, tmp_path):
 
 # --- 15. the card's thresholds ---------------------------------------------------------------------------------
 
-@pytest.fixture
-def model_copy(tiny_model_path, tmp_path):
-    folder = tmp_path / "models"
-    folder.mkdir()
-    shutil.copy(tiny_model_path, folder / "model.joblib")
-    shutil.copy(tiny_model_path.with_name("model_card.json"), folder / "model_card.json")
-    return folder / "model.joblib"
 
 
 @pytest.mark.parametrize("value", ["abc", None, 5, -1, float("nan"), True, "edited"])
