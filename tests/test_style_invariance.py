@@ -8,6 +8,7 @@ negative, is restyled each way below, and the real model's decisions must not ch
 
 from __future__ import annotations
 
+import functools
 import re
 import unicodedata
 
@@ -31,10 +32,15 @@ def _no_punctuation(text: str) -> str:
                    for i, part in enumerate(parts))
 
 
-def _traditional(text: str) -> str:
+@functools.cache
+def _to_traditional():
     import opencc
 
-    return opencc.OpenCC("s2t").convert(text)
+    return opencc.OpenCC("s2t")
+
+
+def _traditional(text: str) -> str:
+    return _to_traditional().convert(text)
 
 
 PERTURBATIONS = {
