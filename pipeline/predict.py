@@ -71,6 +71,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-chars", type=int, metavar="N",
                         help="score each post on its first N characters and add a 'truncated' column (1 where a "
                              "post was longer); default 100000, with truncated rows named on stderr")
+    parser.add_argument("--cluster", metavar="ADDRESS",
+                        help="score on a Dask cluster: a scheduler's address, or local[:N] for N worker processes "
+                             "here; --input is then a glob or folder and --output a folder of parts "
+                             "(needs the dask extra)")
+    parser.add_argument("--resume", action="store_true",
+                        help="with --cluster: keep the parts the output folder's manifest lists as complete")
+    parser.add_argument("--ship-model", action="store_true",
+                        help="with --cluster: send the model file to the workers instead of having them read it")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar and no informational messages")
     args = parser.parse_args(argv)
     if args.texts and args.input:
@@ -83,6 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--jobs must be 0 (all cores) or more")
     if args.max_chars is not None and args.max_chars < 1:
         parser.error("--max-chars must be at least 1")
+    if (args.resume or args.ship_model) and not args.cluster:
+        parser.error("--resume and --ship-model go with --cluster")
     return args
 
 
@@ -151,6 +161,7 @@ class Done:
 
     rows: int
     scored: int
+    written: int
     flagged: dict[str, int]
     truncated: list[int]
     proba: np.ndarray | None  # the scored rows' probabilities, for --summary
@@ -176,8 +187,8 @@ def _process(chunk: streams.Chunk, options: dict) -> Done:
                        for name, values in predictions.items()}
     rendered = streams.render(chunk, predictions, options["format"])
     if rendered is not None:
-        return Done(rows, scored, flagged, truncated, proba, rendered, None, None)
-    return Done(rows, scored, flagged, truncated, proba, None, chunk, predictions)
+        return Done(rows, scored, len(chunk), flagged, truncated, proba, rendered, None, None)
+    return Done(rows, scored, len(chunk), flagged, truncated, proba, None, chunk, predictions)
 
 
 def _die_with_parent(parent: int) -> None:
@@ -278,6 +289,10 @@ def _sigterm_raises() -> Iterator[None]:
 
 def run(args: argparse.Namespace) -> int:
     with _sigterm_raises():
+        if args.cluster:
+            from pipeline.cluster import run as run_on_cluster
+
+            return run_on_cluster(args)
         return _run(args)
 
 

@@ -163,6 +163,25 @@ class Tally:
             kept = np.argpartition(self._keys, self.keep)[: self.keep]
             self._keys, self._sample = self._keys[kept], self._sample[kept]
 
+    @classmethod
+    def merged(cls, tallies: list[Tally | None], thresholds: np.ndarray) -> Tally:
+        """One tally of several inputs' (the parts of a cluster run): counts summed, and the bottom-k of the parts'
+        independent sample keys kept, which is a uniform sample of all their rows."""
+        total = cls(thresholds)
+        tallies = [t for t in tallies if t is not None and t.flagged is not None]
+        if not tallies:
+            return total
+        total.posts = sum(t.posts for t in tallies)
+        total.flagged = sum(t.flagged for t in tallies)
+        total.proba_sum = sum(t.proba_sum for t in tallies)
+        total._keys = np.concatenate([t._keys for t in tallies])
+        total._sample = np.vstack([t._sample for t in tallies])
+        total._rng = np.random.default_rng(total.seed)
+        if len(total._keys) > total.keep:
+            kept = np.argpartition(total._keys, total.keep)[: total.keep]
+            total._keys, total._sample = total._keys[kept], total._sample[kept]
+        return total
+
     @property
     def sample(self) -> np.ndarray:
         """A uniform sample of the rows' probabilities, at most ``keep`` rows."""
