@@ -125,6 +125,16 @@ class Scheduler:
             process.wait(timeout=60)
 
 
+def same_rows(local: Path, parts: Path) -> bool:
+    """Whether the cluster's parts, read in order, hold exactly the rows and columns of local predict's output."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    whole = pq.read_table(local)
+    scored = pa.concat_tables([pq.read_table(part) for part in sorted(parts.glob("part-*.parquet"))])
+    return whole.column_names == scored.column_names and whole.to_pylist() == scored.to_pylist()
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=str(ROOT / "models" / "model.joblib"))
@@ -154,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
                                              cluster_memory.pid]),
                                          "worker_peak_mb": [round(mb) for mb in cluster_memory.workers()]}
             figures["throughput_ratio"] = round(cluster["rows_per_s"] / local["rows_per_s"], 3)
+            figures["cluster_output_equals_local"] = same_rows(tmp / "local.parquet", tmp / "scored")
             print(json.dumps(figures, indent=1), flush=True)
         if "scheduler" in args.skip and "big" in args.skip:
             return
