@@ -74,10 +74,16 @@ class Chunk:
     def subset(self, keep: list[bool]) -> Chunk:
         """The rows where ``keep`` is true, with the same columns."""
         idx = [i for i, k in enumerate(keep) if k]
+        batch = None
+        if self.batch is not None:
+            import pyarrow as pa
+
+            # Typed indices: an empty Python list would be an array of nulls, which take() refuses.
+            batch = self.batch.take(pa.array(idx, type=pa.int64()))
         return Chunk(texts=[self.texts[i] for i in idx], errors=[self.errors[i] for i in idx], columns=self.columns,
                      rows=None if self.rows is None else [self.rows[i] for i in idx],
                      records=None if self.records is None else [self.records[i] for i in idx],
-                     batch=None if self.batch is None else self.batch.take(idx), first_line=self.first_line)
+                     batch=batch, first_line=self.first_line)
 
 
 def format_of(path: str, explicit: str | None, default: str) -> str:

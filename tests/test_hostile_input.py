@@ -448,3 +448,15 @@ def test_an_output_csv_of_posts_read_back_by_pandas_with_nul_and_separators(pred
     out = tmp_path / "out.csv"
     ok(predict(*posts, "--output", out))
     assert [row[0] for row in read_csv_both(out)[1:]] == posts
+
+
+def test_only_flagged_on_an_empty_parquet_file_writes_an_empty_output(predict, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    source = tmp_path / "empty.parquet"
+    pq.write_table(pa.table({"id": pa.array([], pa.string()), "text": pa.array([], pa.string())}), source)
+    out = tmp_path / "out.parquet"
+    code, _, err = predict("--input", str(source), "--output", str(out), "--only-flagged")
+    assert code == 0, err
+    assert pq.read_table(out).num_rows == 0
