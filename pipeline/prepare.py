@@ -47,6 +47,30 @@ def labeled_files(folder: Path) -> list[Path]:
     return files
 
 
+def label_values(frame: pd.DataFrame, path: Path, labels) -> dict[str, pd.Series]:
+    """Each label column as 0/1 integers; any other value is a UserError naming the file, record and column."""
+    values = {}
+    for label in labels:
+        column = frame[label].str.strip()
+        bad = ~column.isin(["0", "1"])
+        if bad.any():
+            row = int(np.flatnonzero(bad.to_numpy())[0])
+            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, "
+                            f"got {frame[label].iloc[row]!r}")
+        values[label] = column.astype(int)
+    return values
+
+
+def _read_csv(path: Path, what: str) -> pd.DataFrame:
+    """A CSV file that is not ours to fix (the background pool, its labels by id, the real posts), read as
+    strings; an unreadable one is a UserError naming ``what`` it is."""
+    try:
+        return pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
+    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
+        detail = str(err).strip().splitlines()[-1] if str(err).strip() else ""
+        raise UserError(f"{what} {path}: cannot read it as UTF-8 CSV ({err.__class__.__name__}: {detail})") from None
+
+
 def read_labeled_file(path: Path, params: Params) -> pd.DataFrame:
     """Read one labeled CSV and check its schema and label values; raise UserError naming the problem."""
     text_col, kind_col = params.data.text_column, params.data.kind_column
@@ -72,14 +96,8 @@ def read_labeled_file(path: Path, params: Params) -> pd.DataFrame:
         "text": frame[text_col],
         "kind": frame[kind_col].str.strip() if kind_col in frame.columns else "unspecified",
     })
-    for label in params.labels:
-        values = frame[label].str.strip()
-        bad = ~values.isin(["0", "1"])
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, "
-                            f"got {frame[label].iloc[row]!r}")
-        out[label] = values.astype(int)
+    for label, values in label_values(frame, path, params.labels).items():
+        out[label] = values
     too_long = out["text"].str.len() > params.data.max_chars
     if too_long.any():
         row = int(np.flatnonzero(too_long.to_numpy())[0])
@@ -187,10 +205,7 @@ def read_background(params: Params, normalizer: Normalizer) -> tuple[pd.DataFram
     if not path.is_file():
         log.warning("background corpus not found at %s: training and evaluating without it", path)
         return empty, {"present": False, "reason": f"not found at {params.paths.background}"}
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
-        raise UserError(f"background corpus {path}: cannot read it as UTF-8 CSV: {err}") from None
+    frame = _read_csv(path, "background corpus")
     if "text" not in frame.columns:
         raise UserError(f"background corpus {path}: missing column 'text'")
     if "id" not in frame.columns:
@@ -220,22 +235,13 @@ def read_background_labels(params: Params) -> pd.DataFrame:
     columns = ["id", "kind", *params.labels]
     if not path.is_file():
         return pd.DataFrame({c: pd.Series(dtype=str if c in ("id", "kind") else int) for c in columns})
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
-        raise UserError(f"{path}: cannot read it as UTF-8 CSV: {err.__class__.__name__}") from None
+    frame = _read_csv(path, "background labels")
     missing = [c for c in ("id", *params.labels) if c not in frame.columns]
     if missing:
         raise UserError(f"{path}: missing column {missing[0]!r} (columns: {', '.join(frame.columns)})")
     if "text" in frame.columns:
         raise UserError(f"{path}: holds a text column; background posts are labeled by id only, never copied")
-    for label in params.labels:
-        bad = ~frame[label].str.strip().isin(["0", "1"])
-        if bad.any():
-            row = int(np.flatnonzero(bad.to_numpy())[0])
-            raise UserError(f"{path}: record {row + 1}: column {label!r} must be 0 or 1, "
-                            f"got {frame[label].iloc[row]!r}")
-        frame[label] = frame[label].str.strip().astype(int)
+    frame = frame.assign(**label_values(frame, path, params.labels))
     frame["id"] = frame["id"].str.strip()
     duplicated = frame["id"].duplicated()
     if duplicated.any():
@@ -269,17 +275,11 @@ def read_real_dev(params: Params, normalizer: Normalizer) -> tuple[pd.DataFrame,
     if not path.is_file():
         log.warning("real development posts not found at %s: the real-post figures are not measured", path)
         return pd.DataFrame(columns=columns), {"present": False, "reason": f"not found at {params.paths.real_dev}"}
-    try:
-        frame = pd.read_csv(path, dtype=str, keep_default_na=False, encoding="utf-8")
-    except (UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError, OSError) as err:
-        raise UserError(f"real development posts {path}: cannot read them as UTF-8 CSV: {err}") from None
+    frame = _read_csv(path, "real development posts")
     missing = [c for c in ("id", "text", *params.labels) if c not in frame.columns]
     if missing:
         raise UserError(f"real development posts {path}: missing column {missing[0]!r}")
-    for label in params.labels:
-        if not frame[label].isin(["0", "1"]).all():
-            raise UserError(f"real development posts {path}: column {label!r} must hold 0 or 1")
-        frame[label] = frame[label].astype(int)
+    frame = frame.assign(**label_values(frame, path, params.labels))
     frame["kind"] = frame["kind"] if "kind" in frame.columns else "unspecified"
     notes = frame["notes"] if "notes" in frame.columns else pd.Series("", index=frame.index)
     frame["ambiguous"] = notes.str.contains("AMBIGUOUS", regex=False)
