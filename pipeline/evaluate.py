@@ -98,9 +98,9 @@ def error_rows(test: pd.DataFrame, proba: np.ndarray, model: Model, limit: int) 
     return errors[columns]
 
 
-def held_out_scores(params: Params, model: Model, posts: pd.DataFrame, lexicon: dict) -> dict:
-    """Model and keyword figures, per label, on posts never trained on (challenge writers, real posts)."""
-    proba = model.predict_proba(posts["text"].tolist())
+def held_out_scores(params: Params, model: Model, posts: pd.DataFrame, proba: np.ndarray, lexicon: dict) -> dict:
+    """Model and keyword figures, per label, on posts never trained on (challenge writers, real posts), given the
+    model's probabilities for them."""
     out: dict = {"posts": int(len(posts))}
     for j, label in enumerate(model.labels):
         y = posts[label].to_numpy()
@@ -117,8 +117,10 @@ def challenge_scores(params: Params, model: Model, challenge: pd.DataFrame, lexi
     if challenge.empty:
         return {"present": False, "posts": 0,
                 "note": "not measured: no challenge posts (paths.challenge is empty or absent)"}
-    out = {"present": True, **held_out_scores(params, model, challenge, lexicon)}
-    out["writers"] = {writer: held_out_scores(params, model, part.reset_index(drop=True), lexicon)
+    challenge = challenge.reset_index(drop=True)
+    proba = model.predict_proba(challenge["text"].tolist())
+    out = {"present": True, **held_out_scores(params, model, challenge, proba, lexicon)}
+    out["writers"] = {writer: held_out_scores(params, model, part.reset_index(drop=True), proba[part.index], lexicon)
                       for writer, part in challenge.groupby("writer", sort=True)}
     return out
 
@@ -129,10 +131,12 @@ def real_post_scores(params: Params, model: Model, real: pd.DataFrame, lexicon: 
     if real.empty:
         return {"present": False, "posts": 0,
                 "note": "not measured: the real development posts (paths.real_dev) were absent"}
-    clear = real[~real["ambiguous"].astype(bool)].reset_index(drop=True)
-    out = {"present": True, **held_out_scores(params, model, real, lexicon),
-           "without_ambiguous": held_out_scores(params, model, clear, lexicon)}
+    real = real.reset_index(drop=True)
     proba = model.predict_proba(real["text"].tolist())
+    clear = ~real["ambiguous"].astype(bool).to_numpy()
+    out = {"present": True, **held_out_scores(params, model, real, proba, lexicon),
+           "without_ambiguous": held_out_scores(params, model, real[clear].reset_index(drop=True), proba[clear],
+                                                lexicon)}
     out["mistakes"] = {label: {"false_negative": real.loc[(real[label] == 1) & (proba[:, j] < model.thresholds[label]),
                                                           "id"].tolist(),
                                "false_positive": real.loc[(real[label] == 0) & (proba[:, j] >= model.thresholds[label]),
