@@ -329,7 +329,6 @@ def _run(args: argparse.Namespace) -> int:
     total = None if texts or args.quiet else streams.count_rows(source, in_format)
     writer = streams.Writer(args.output, out_format)
     rows = scored = chunks_scored = 0
-    flagged = dict.fromkeys(model.labels, 0)
     truncated: list[int] = []
     tally = None
     if args.summary:
@@ -352,8 +351,6 @@ def _run(args: argparse.Namespace) -> int:
                 truncated += [rows + i + 1 for i in done.truncated]
                 rows += done.rows
                 scored += done.scored
-                for label in model.labels:
-                    flagged[label] += done.flagged[label]
                 if tally is not None:
                     tally.add(done.proba)
                 if done.rendered is not None:

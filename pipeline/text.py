@@ -19,7 +19,7 @@ Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tes
   marks as evidence, and real Weibo posts rarely end in 。. Dropped, adding, removing or changing punctuation
   cannot move a post's score.
 * ``aliases`` (``configs/aliases.yaml``): slang and euphemisms written as the plain word (帽子叔叔 -> 警察,
-  锅包肉 -> 国保), after conversion to simplified and lower case, so that what the model learns about the plain
+  zf -> 政府), after conversion to simplified and lower case, so that what the model learns about the plain
   word carries over to its disguises.
 """
 
@@ -150,7 +150,8 @@ class Normalizer(TransformerMixin, BaseEstimator):
             text = _EMOJI.sub(" \\1 " if self.emoji == "text" else " ", text)
         text = _repeats(self.max_repeat).sub("\\1" * self.max_repeat, text)
         if self.aliases:
-            text = _alias_pattern(self.aliases).sub(lambda m: _alias_table(self.aliases)[m.group(0)], text)
+            table = _alias_table(self.aliases)
+            text = _alias_pattern(self.aliases).sub(lambda match: table[match.group(0)], text)
         if self.punctuation == "drop":
             text = _punctuation().sub(" ", text)
             if self.join_cjk_spaces:
