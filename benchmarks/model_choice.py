@@ -64,8 +64,8 @@ def with_overrides(params, overrides: dict):
 
 def segmented(params, cache: dict):
     """Prepared and segmented tables for these params (normalisation and segmentation cached across options)."""
-    from pipeline.prepare import prepare
-    from pipeline.segment import make_segmenter
+    from pipeline.data import prepare
+    from pipeline.segmenter import make_segmenter
 
     key = (params.normalize, params.segment)
     if key not in cache:

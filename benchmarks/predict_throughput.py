@@ -141,14 +141,14 @@ def with_backend(model_path: Path, backend: str, folder: Path) -> Path:
     """The same trained model with its segmenter switched (and a card that matches the new file)."""
     import joblib
 
-    from pipeline import io
+    from pipeline import files
     from pipeline.model import card_path, load_model
 
     model = load_model(model_path)
     model.pipeline.set_params(segment__backend=backend)
     out = folder / f"model-{backend}.joblib"
     joblib.dump(model.pipeline, out)
-    card = dict(model.card, model={**model.card["model"], "sha256": io.sha256_file(out)})
+    card = dict(model.card, model={**model.card["model"], "sha256": files.sha256_file(out)})
     card["segmenter"] = {**card["segmenter"], "backend": backend}
     card_path(out).write_text(json.dumps(card), encoding="utf-8")
     return out

@@ -24,22 +24,22 @@ SETTINGS = [("jieba", True), ("jieba", False), ("rjieba", True), ("rjieba", Fals
 
 
 def main() -> None:
-    from pipeline import io
+    from pipeline import files
     from pipeline.config import load_params
     from pipeline.features import docs_of, make_featurizer, training_posts
     from pipeline.metrics import prf
     from pipeline.model import Model
-    from pipeline.segment import make_segmenter
+    from pipeline.segmenter import make_segmenter
     from pipeline.train import train, validate
 
     base = load_params(ROOT / "configs" / "params.yaml")
     prepared = base.root_path(base.paths.prepared)
     if not (prepared / "labeled.parquet").exists():
         raise SystemExit("data/prepared/ is missing: run `make repro` first")
-    labeled = io.read_table(prepared / "labeled.parquet")
-    background = io.read_table(prepared / "background.parquet")
+    labeled = files.read_table(prepared / "labeled.parquet")
+    background = files.read_table(prepared / "background.parquet")
     challenge_path = prepared / "challenge.parquet"
-    challenge = io.read_table(challenge_path) if challenge_path.exists() else None
+    challenge = files.read_table(challenge_path) if challenge_path.exists() else None
     texts = labeled["norm"].tolist() + background["norm"].tolist()
     chars = sum(map(len, texts))
     print(f"{len(labeled):,} labeled + {len(background):,} background posts, {chars:,} characters", flush=True)

@@ -34,18 +34,17 @@ def main() -> None:
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import cross_val_predict
 
-    from pipeline import io
+    from pipeline import files
     from pipeline.config import load_params
     from pipeline.features import docs_of, make_featurizer, training_posts
-    from pipeline.prepare import make_normalizer
-    from pipeline.segment import make_segmenter
-    from pipeline.text import readable
+    from pipeline.segmenter import make_segmenter
+    from pipeline.text import make_normalizer, readable
     from pipeline.train import make_classifier
 
     base = load_params(ROOT / "configs" / "params.yaml")
     prepared = base.root_path(base.paths.prepared)
-    labeled = io.read_table(prepared / "labeled.parquet")
-    background = io.read_table(prepared / "background.parquet")
+    labeled = files.read_table(prepared / "labeled.parquet")
+    background = files.read_table(prepared / "background.parquet")
     if background.empty:
         raise SystemExit("the background corpus is absent: nothing to tell the corpus from")
     background = background[~background["labeled"]]

@@ -36,7 +36,7 @@ import numpy as np
 
 from pipeline import streams
 from pipeline.errors import UserError
-from pipeline.io import progress
+from pipeline.files import progress
 
 try:
     from distributed import WorkerPlugin
@@ -95,7 +95,7 @@ def model_digest(model) -> str:
     """The SHA-256 the workers check the model file against: the card's (a ``.skops`` export: the file's)."""
     digest = model.card.get("model", {}).get("sha256") if isinstance(model.card.get("model"), dict) else None
     if digest is None or not str(model.source).endswith(".joblib"):
-        from pipeline.io import sha256_file
+        from pipeline.files import sha256_file
 
         digest = sha256_file(model.source)
     return digest
@@ -118,7 +118,7 @@ class ModelPlugin(WorkerPlugin):
 
     def setup(self, worker) -> None:
         from pipeline import predict
-        from pipeline.model import card_path, load_model
+        from pipeline.model_file import card_path, load_model
 
         folder = Path(worker.local_directory) / "weibo-signals"
         folder.mkdir(parents=True, exist_ok=True)
@@ -133,7 +133,7 @@ class ModelPlugin(WorkerPlugin):
             raise UserError(f"model {self.path} on worker {worker.address} is not the client's model (SHA-256 "
                             f"{digest[:12]}…, expected {self.sha256[:12]}…)")
         model = load_model(path)
-        model.pipeline.named_steps["segment"].cache_dir = str(folder / "jieba")
+        model.segmenter.cache_dir = str(folder / "jieba")
         model.predict_proba(["加载词典"])
         # As local predict does before it forks: the model's many objects move out of the collector's sight, so
         # its full collections during scoring no longer walk them all.
@@ -241,7 +241,7 @@ def settings_of(args: argparse.Namespace, out_format: str, thresholds: dict, dig
 
 
 def read_manifest(folder: Path) -> dict | None:
-    from pipeline.io import read_json
+    from pipeline.files import read_json
 
     path = folder / MANIFEST
     if not path.exists():
@@ -272,7 +272,7 @@ def finished_parts(manifest: dict | None, settings: dict, todo: list[Partition],
 
 def write_manifest(folder: Path, settings: dict, entries: dict[str, dict], todo: list[Partition],
                    complete: bool) -> None:
-    from pipeline.io import write_json
+    from pipeline.files import write_json
 
     parts = [entries[p.part] for p in todo if p.part in entries]
     write_json({"format": MANIFEST_FORMAT, "complete": complete, "settings": settings, "parts": parts,
@@ -333,7 +333,8 @@ def score_all(client, remaining: list[Partition], todo: list[Partition], folder:
 
 def run(args: argparse.Namespace) -> int:
     """``predict --cluster``: score every input file into a part of the output folder."""
-    from pipeline.model import MAX_CHARS, load_model
+    from pipeline.model import MAX_CHARS
+    from pipeline.model_file import load_model
     from pipeline.predict import parse_thresholds
 
     if args.texts or args.input in (None, "-"):

@@ -111,7 +111,7 @@ class FeaturesConfig:
 class TrainConfig:
     C: float
     class_weight: Literal["balanced"] | None
-    calibration: Literal["sigmoid", "isotonic"]
+    calibration: Literal["sigmoid"]  # the model file holds sigmoid (Platt) calibration only
     calibration_folds: int
     max_iter: int
     seed: int

@@ -1,4 +1,5 @@
-"""The one exception type for a user's mistake, and the CLI edge that turns it into a one-line error."""
+"""The one exception type for a user's mistake, the CLI edge that turns it into a one-line error, and the
+arguments every stage takes."""
 
 from __future__ import annotations
 
@@ -61,3 +62,10 @@ def cli_entry(main: Callable[..., int | None]) -> Callable[..., int]:
             return 0
 
     return wrapper
+
+
+def stage_args(description: str, argv: list[str] | None) -> argparse.Namespace:
+    """The arguments every stage takes: only where the params file is."""
+    parser = ArgumentParser(description=description)
+    parser.add_argument("--params", default="configs/params.yaml", help="the params file (default: %(default)s)")
+    return parser.parse_args(argv)

@@ -14,11 +14,13 @@ import pandas as pd
 from sklearn.calibration import calibration_curve
 from sklearn.metrics import precision_recall_curve
 
-from pipeline import io
+from pipeline import files
 from pipeline.config import Params, load_params
+from pipeline.errors import cli_entry, stage_args
 from pipeline.lexicon import keyword_scores, read_lexicon
 from pipeline.metrics import bootstrap_prf, counts, prf, ranking_scores, wilson_interval
-from pipeline.model import Model, load_model
+from pipeline.model import Model
+from pipeline.model_file import load_model
 
 log = logging.getLogger(__name__)
 
@@ -187,13 +189,13 @@ def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.Da
         }
         predictions[f"{label}_prob"] = score
         predictions[f"{label}_keyword"] = keyword
-        io.write_csv(pd.DataFrame({"recall": RECALL_GRID, "model": interpolated_pr(y, score),
+        files.write_csv(pd.DataFrame({"recall": RECALL_GRID, "model": interpolated_pr(y, score),
                                    "keyword": interpolated_pr(y, keyword)}).round(4), plots / "pr" / f"{label}.csv")
-        io.write_csv(pd.DataFrame({"actual": y, "predicted": (score >= threshold).astype(int)}),
+        files.write_csv(pd.DataFrame({"actual": y, "predicted": (score >= threshold).astype(int)}),
                      plots / "confusion" / f"{label}.csv")
-        io.write_csv(threshold_table(y, score, bg_score, threshold), plots / "threshold" / f"{label}.csv")
+        files.write_csv(threshold_table(y, score, bg_score, threshold), plots / "threshold" / f"{label}.csv")
         observed, predicted = calibration_curve(y, score, n_bins=10, strategy="uniform")
-        io.write_csv(pd.DataFrame({"predicted": predicted, "observed": observed, "ideal": predicted}).round(4),
+        files.write_csv(pd.DataFrame({"predicted": predicted, "observed": observed, "ideal": predicted}).round(4),
                      plots / "calibration" / f"{label}.csv")
     metrics["macro"] = {method: {name: float(np.mean([metrics[label][method][name] for label in labels]))
                                  for name in ("precision", "recall", "f1")}
@@ -204,23 +206,23 @@ def evaluate(params: Params, model: Model, test: pd.DataFrame, background: pd.Da
     metrics["challenge"] = challenge_scores(params, model, challenge if challenge is not None else test[:0], lexicon)
     metrics["real_posts"] = real_post_scores(params, model, real if real is not None else test[:0], lexicon)
     metrics["background_positives"] = background_positive_scores(model, found)
-    io.write_json(metrics, params.root_path(params.paths.metrics))
-    io.write_parquet(predictions, params.root_path(params.paths.test_predictions))
-    io.write_csv(error_rows(test, proba, model, params.evaluate.n_errors), params.root_path(params.paths.errors))
-    io.write_json({label: top_features(model, label, params.evaluate.n_top_features) for label in labels},
+    files.write_json(metrics, params.root_path(params.paths.metrics))
+    files.write_parquet(predictions, params.root_path(params.paths.test_predictions))
+    files.write_csv(error_rows(test, proba, model, params.evaluate.n_errors), params.root_path(params.paths.errors))
+    files.write_json({label: top_features(model, label, params.evaluate.n_top_features) for label in labels},
                   params.root_path(params.paths.top_features))
     return metrics
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = io.stage_args("Evaluate the saved model on the test split and the background posts.", argv)
+    args = stage_args("Evaluate the saved model on the test split and the background posts.", argv)
     params = load_params(args.params)
     model = load_model(params.root_path(params.paths.model))
     prepared = params.root_path(params.paths.prepared)
-    labeled = io.read_table(Path(prepared) / "labeled.parquet")
-    background = io.read_table(Path(prepared) / "background.parquet")
-    challenge = io.read_table(Path(prepared) / "challenge.parquet")
-    real = io.read_table(Path(prepared) / "real_dev.parquet")
+    labeled = files.read_table(Path(prepared) / "labeled.parquet")
+    background = files.read_table(Path(prepared) / "background.parquet")
+    challenge = files.read_table(Path(prepared) / "challenge.parquet")
+    real = files.read_table(Path(prepared) / "real_dev.parquet")
     metrics = evaluate(params, model, labeled[labeled["split"] == "test"].reset_index(drop=True),
                        background[background["split"] == "test"].reset_index(drop=True), challenge, real)
     for label in model.labels:
@@ -242,7 +244,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    from pipeline.errors import cli_entry
-    from pipeline.evaluate import main as stage_main  # the importable module, so pickled classes resolve on load
-
-    raise SystemExit(cli_entry(stage_main)())
+    raise SystemExit(cli_entry(main)())

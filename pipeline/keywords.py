@@ -250,7 +250,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 @cli_entry
 def main(argv: list[str] | None = None) -> int:
-    from pipeline.model import load_model
+    from pipeline.model_file import load_model
 
     args = parse_args(argv)
     params = load_params(args.params)

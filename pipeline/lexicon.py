@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.io import read_yaml
+from pipeline.files import read_yaml
 from pipeline.text import to_simplified
 
 

@@ -1,14 +1,9 @@
-"""Scores of a binary decision, threshold choice and bootstrap intervals: shared by train and evaluate."""
+"""Scores of a binary decision and their bootstrap and Wilson intervals: shared by train and evaluate."""
 
 from __future__ import annotations
 
-import logging
-from dataclasses import dataclass
-
 import numpy as np
-from sklearn.metrics import average_precision_score, brier_score_loss, precision_recall_curve, roc_auc_score
-
-log = logging.getLogger(__name__)
+from sklearn.metrics import average_precision_score, brier_score_loss, roc_auc_score
 
 
 def counts(y: np.ndarray, decision: np.ndarray) -> dict[str, int]:
@@ -70,69 +65,3 @@ def wilson_interval(successes: int, trials: int, confidence: float) -> list[floa
     low = 0.0 if successes == 0 else float(max(0.0, centre - half))
     high = 1.0 if successes == trials else float(min(1.0, centre + half))
     return [low, high]
-
-
-@dataclass(frozen=True)
-class ThresholdChoice:
-    threshold: float
-    precision: float
-    recall: float
-    f1: float
-    background_far: float | None
-
-
-def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | None, rule: str,
-                     min_precision: float = 0.9, fixed: float = 0.5,
-                     max_background_far: float | None = None) -> ThresholdChoice:
-    """Pick the decision threshold (flag when score >= threshold) on validation scores by the configured rule.
-
-    Only thresholds whose false-alarm rate on the background posts stays within ``max_background_far`` are
-    eligible. The threshold is placed halfway between the chosen score and the next lower score seen, so
-    that it does not sit exactly on one validation post.
-    """
-    y = np.asarray(y, dtype=int)
-    score = np.asarray(score, dtype=float)
-    background = None if background is None or len(background) == 0 else np.sort(np.asarray(background, float))
-
-    def far(t: float) -> float | None:
-        if background is None:
-            return None
-        return float((len(background) - np.searchsorted(background, t, side="left")) / len(background))
-
-    if rule == "fixed":
-        return _choice(y, score, fixed, far(fixed))
-    precision, recall, candidates = precision_recall_curve(y, score)
-    precision, recall = precision[:-1], recall[:-1]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        f1 = np.where(precision + recall > 0, 2 * precision * recall / (precision + recall), 0.0)
-    eligible = np.ones(len(candidates), dtype=bool)
-    if background is not None and max_background_far is not None:
-        eligible = np.array([far(t) <= max_background_far for t in candidates])
-    if not eligible.any():
-        # Even the highest validation score flags too many background posts: flag only above all of them.
-        top = float(max(score.max(initial=0.0), background.max() if background is not None else 0.0))
-        threshold = min(1.0, np.nextafter(top, np.inf))
-        log.warning("no threshold meets max_background_far=%s; using %.4f", max_background_far, threshold)
-        return _choice(y, score, threshold, far(threshold))
-    if rule == "max_f1":
-        best = np.flatnonzero(eligible & (f1 == f1[eligible].max()))
-        pick = best[-1]  # among equal F1, the highest threshold (fewer flags)
-    elif rule == "min_precision":
-        reaching = np.flatnonzero(eligible & (precision >= min_precision))
-        if len(reaching):
-            pick = reaching[0]
-        else:
-            pick = np.flatnonzero(eligible)[np.argmax(precision[eligible])]
-            log.warning("no threshold reaches precision %.2f on validation; using the most precise one", min_precision)
-    else:
-        raise ValueError(f"unknown threshold rule {rule!r}")
-    chosen = float(candidates[pick])
-    seen = np.concatenate([score, background if background is not None else []])
-    below = seen[seen < chosen]
-    threshold = (chosen + float(below.max())) / 2 if len(below) else chosen
-    return _choice(y, score, threshold, far(threshold))
-
-
-def _choice(y: np.ndarray, score: np.ndarray, threshold: float, background_far: float | None) -> ThresholdChoice:
-    scores = prf(y, score >= threshold)
-    return ThresholdChoice(threshold=float(threshold), background_far=background_far, **scores)

@@ -1,41 +1,31 @@
-"""The trained model: one scikit-learn pipeline (raw text in, probabilities out) and its model card.
+"""The trained model at scoring time: raw posts in, probabilities, decisions and the words behind them out.
 
-``models/model.joblib`` holds the fitted ``Pipeline`` (normalise -> segment -> features -> classify);
-``models/model_card.json`` beside it records the labels, thresholds, the model file's SHA-256, library
-versions, data hashes, params and validation scores. :func:`load_model` checks the card before it loads
-anything, so a truncated, tampered or swapped model file is refused rather than run.
+A :class:`Model` is built from plain numbers (:mod:`pipeline.model_file` reads them from ``models/model.npz``):
+the normaliser's and segmenter's settings, the :class:`~pipeline.vectors.Vectorizer`'s vocabularies and idf, and
+per label the weights of its calibrated cross-validation folds. Scoring needs NumPy, the segmenter and OpenCC,
+nothing of scikit-learn, SciPy or pandas (``scores`` and ``predict`` import pandas for their DataFrame).
 
-Trust boundary: a joblib/pickle file runs code when loaded. Load only models this pipeline trained
-(the SHA-256 check guards against corruption and mix-ups, not against an attacker who rewrites the card).
-Models from someone else travel as ``.skops`` files (see ``pipeline.export``), which load only known types.
+Each label's probability is what scikit-learn's ``CalibratedClassifierCV`` (sigmoid) gives: the mean over folds
+of ``1 / (1 + exp(a * (x . w + c) + b))``. ``train`` checks it against the fitted pipeline on every labeled post.
 """
 
 from __future__ import annotations
 
-import io as _io
 import logging
 import math
 import numbers
-import os
-import platform
-import warnings
-from dataclasses import dataclass, field
-from importlib import metadata
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.segmenter import Segmenter
+from pipeline.text import Normalizer, readable
+from pipeline.vectors import SparseRows, Vectorizer
 
 log = logging.getLogger(__name__)
 
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = Path("models/model.joblib")
-CARD_FORMAT = 1
-STEPS = ("normalize", "segment", "features", "classify")
-# Libraries whose version is recorded in the card and compared when a model is loaded.
-VERSIONED = ("scikit-learn", "numpy", "scipy", "jieba", "rjieba", "opencc", "joblib", "pandas")
 # A post is scored on at most this many characters: about 7 MB of working memory, some 700 Weibo posts long.
 MAX_CHARS = 100_000
 # Posts are scored in batches of at most this many characters, so a chunk of long posts stays within memory.
@@ -89,45 +79,48 @@ def _batches(texts: list[str], budget: int = BATCH_CHARS) -> list[tuple[int, int
     return ranges
 
 
-def card_path(model_path: str | Path) -> Path:
-    """The card that belongs to a model file: ``model.joblib`` -> ``model_card.json``."""
-    model_path = Path(model_path)
-    return model_path.with_name(f"{model_path.stem}_card.json")
+@dataclass
+class Folds:
+    """Per label, its calibrated folds: one column each in ``weights`` (columns x features), ``intercepts``,
+    ``slopes`` and ``offsets``; ``columns[j]`` lists label j's columns."""
 
+    weights: np.ndarray
+    intercepts: np.ndarray
+    slopes: np.ndarray
+    offsets: np.ndarray
+    columns: list[list[int]]
 
-def library_versions() -> dict[str, str | None]:
-    versions: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSIONED:
-        try:
-            versions[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
+    def proba(self, X: SparseRows) -> np.ndarray:
+        decisions = X.dot(self.weights)
+        decisions += self.intercepts
+        with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limit, 0
+            fold_proba = 1.0 / (1.0 + np.exp(self.slopes * decisions + self.offsets))
+        proba = np.zeros((X.n_rows, len(self.columns)))
+        for j, columns in enumerate(self.columns):
+            for column in columns:  # summed fold by fold, then divided: scikit-learn's order
+                proba[:, j] += fold_proba[:, column]
+            proba[:, j] /= len(columns)
+        return proba
 
-
-def check_versions(recorded: dict[str, str | None], where: str) -> None:
-    """The version-skew rule: a different major version of scikit-learn, numpy or scipy is an error (pickles
-    of their objects do not carry across); any other difference in those or in the segmenters is a warning."""
-    current = library_versions()
-    for name in VERSIONED:
-        then, now = recorded.get(name), current.get(name)
-        if then is None or now is None or then == now:
-            continue
-        if name in ("scikit-learn", "numpy", "scipy") and then.split(".")[0] != now.split(".")[0]:
-            raise UserError(f"{where} was trained with {name} {then}, this environment has {now}: "
-                            f"install {name}=={then} or retrain (make repro)")
-        log.warning("%s was trained with %s %s, this environment has %s; predictions may differ slightly",
-                    where, name, then, now)
+    def coefficients(self, j: int) -> np.ndarray:
+        """Label j's weights averaged over its folds: each feature's pull on the score, for explanations."""
+        return self.weights[self.columns[j]].mean(axis=0)
 
 
 @dataclass
 class Model:
-    """A loaded model: the fitted pipeline plus what its card says (labels, thresholds, validation rates)."""
+    """A loaded model: its steps, and what its card says (labels, thresholds, validation rates)."""
 
-    pipeline: Any
+    normalizer: Normalizer
+    segmenter: Segmenter
+    vectorizer: Vectorizer
+    folds: Folds
     card: dict
     source: str = "model"
-    _coef: dict = field(default_factory=dict, repr=False)
+
+    def __post_init__(self):
+        self._coefficients: dict[str, np.ndarray] = {}
+        self._names: np.ndarray | None = None
 
     @property
     def labels(self) -> list[str]:
@@ -137,55 +130,35 @@ class Model:
     def thresholds(self) -> dict[str, float]:
         return {label: float(self.card["thresholds"][label]) for label in self.labels}
 
-    def features(self, texts) -> Any:
-        """The feature matrix of raw texts, through the same steps the pipeline runs."""
-        steps = self.pipeline.named_steps
-        return steps["features"].transform(steps["segment"].transform(steps["normalize"].transform(texts)))
+    def docs(self, texts: list) -> list:
+        """The normalised and segmented posts (:class:`~pipeline.segmenter.Doc`)."""
+        return self.segmenter.transform(self.normalizer.transform(texts))
 
-    def proba_from_features(self, X) -> np.ndarray:
-        linear = self._linear()
-        if linear is None:
-            outputs = self.pipeline.named_steps["classify"].predict_proba(X)
-            return np.column_stack([p[:, 1] for p in outputs]) if len(outputs) else np.zeros((X.shape[0], 0))
-        from scipy.special import expit
+    def features(self, texts: list) -> SparseRows:
+        return self.features_of_docs(self.docs(texts))
 
-        weights, intercepts, slopes, offsets, folds = linear
-        decisions = X @ weights
-        decisions += intercepts
-        fold_proba = expit(-(slopes * decisions + offsets))
-        proba = np.zeros((X.shape[0], len(folds)))
-        for j, columns in enumerate(folds):
-            for column in columns:  # summed fold by fold, then divided: scikit-learn's order, so the same bits
-                proba[:, j] += fold_proba[:, column]
-            proba[:, j] /= len(columns)
-        return proba
+    def features_of_docs(self, docs: list) -> SparseRows:
+        return self.vectorizer.transform([doc.text for doc in docs], [doc.tokens for doc in docs])
 
-    def _linear(self):
-        """The classifiers as one weight matrix, when every label is a sigmoid-calibrated linear model.
-
-        ``CalibratedClassifierCV.predict_proba`` is the mean over folds of ``expit(-(a * (x.w + c) + b))``.
-        Computed here with one sparse product for all labels and folds instead of one per fold (and without
-        scikit-learn's input checks on every call): the same numbers, bit for bit (tests/test_model.py),
-        about twice as fast on a chunk of posts.
-        """
-        if "_linear" not in self._coef:
-            self._coef["_linear"] = _stacked_linear(self.pipeline.named_steps["classify"])
-        return self._coef["_linear"]
+    def proba_of_docs(self, docs: list) -> np.ndarray:
+        """Probabilities of posts already normalised and segmented (one column per label)."""
+        return self.folds.proba(self.features_of_docs(docs))
 
     def predict_proba(self, texts, max_chars: int | None = None) -> np.ndarray:
         """Probabilities, one column per label in :attr:`labels` order (each post scored on at most ``max_chars``
         characters, default :data:`MAX_CHARS`)."""
-        proba, _ = self._scored(check_posts(texts), max_chars, 0)
+        proba, _ = self.score(check_posts(texts), max_chars, 0)
         return proba
 
-    def _scored(self, texts: list[str], max_chars: int | None, explain: int) -> tuple[np.ndarray, dict]:
-        """Probabilities and explanations of capped posts, computed in batches of bounded size."""
+    def score(self, texts: list, max_chars: int | None = None, explain: int = 0) -> tuple[np.ndarray, dict]:
+        """Probabilities and, with ``explain`` = k, each post's k strongest features per label, in batches of
+        bounded size; posts are capped at ``max_chars`` characters (default :data:`MAX_CHARS`)."""
         cap = MAX_CHARS if max_chars is None else check_max_chars(max_chars)
         capped = [text[:cap] if isinstance(text, str) else text for text in texts]
         parts, why = [np.zeros((0, len(self.labels)))], {label: [] for label in self.labels}
         for start, stop in _batches(capped, BATCH_CHARS):
             X = self.features(capped[start:stop])
-            parts.append(self.proba_from_features(X))
+            parts.append(self.folds.proba(X))
             for label in self.labels if explain else ():
                 why[label].extend(self.explain(X, label, explain))
         return np.vstack(parts), why
@@ -201,7 +174,7 @@ class Model:
 
         texts = check_posts(texts)
         cut = {**self.thresholds, **check_thresholds(thresholds or {}, self.labels, "thresholds")}
-        proba, why = self._scored(texts, max_chars, explain)
+        proba, why = self.score(texts, max_chars, explain)
         columns: dict[str, Any] = {}
         for j, label in enumerate(self.labels):
             columns[f"{label}_prob"] = np.round(proba[:, j], 6)
@@ -220,30 +193,25 @@ class Model:
     def predict(self, texts, thresholds: dict[str, float] | None = None, explain: int = 0,
                 max_chars: int | None = None):
         """Score posts: a DataFrame with ``text`` and the columns of :meth:`scores`, as the CLI writes them."""
-        texts = check_posts(texts)
-        frame = self.scores(texts, thresholds=thresholds, explain=explain, max_chars=max_chars)
         import pandas as pd
 
+        texts = check_posts(texts)
+        frame = self.scores(texts, thresholds=thresholds, explain=explain, max_chars=max_chars)
         # object dtype: pandas' default string storage (Arrow) rejects lone surrogates, which JSON can carry.
         frame.insert(0, "text", pd.Series(texts, dtype=object))
         return frame
 
     def coefficients(self, label: str) -> np.ndarray:
         """The label's linear weights, averaged over the calibrated cross-validation folds."""
-        if label not in self._coef:
-            j = self.labels.index(label)
-            calibrated = self.pipeline.named_steps["classify"].estimators_[j]
-            coefs = [c.estimator.coef_.ravel() for c in calibrated.calibrated_classifiers_]
-            self._coef[label] = np.mean(coefs, axis=0)
-        return self._coef[label]
+        if label not in self._coefficients:
+            self._coefficients[label] = self.folds.coefficients(self.labels.index(label))
+        return self._coefficients[label]
 
     def feature_names(self) -> np.ndarray:
-        if "_names" not in self._coef:
-            from pipeline.text import readable
-
-            names = self.pipeline.named_steps["features"].get_feature_names_out()
-            self._coef["_names"] = np.array([readable(n.split("__", 1)[1]) for n in names], dtype=object)
-        return self._coef["_names"]
+        """Each feature's n-gram, placeholders shown as ``<url>``, ``<@>``…"""
+        if self._names is None:
+            self._names = np.array([readable(name) for name in self.vectorizer.feature_names()], dtype=object)
+        return self._names
 
     def explain(self, X, label: str, k: int) -> list[str]:
         """Per post, the k features that raised the label's score most, joined by ``|``.
@@ -251,145 +219,17 @@ class Model:
         A word and a character n-gram can share a name (参选), so each post's top 2k positive contributions are
         taken, highest first, and the first k distinct names kept.
         """
-        contrib = X.tocsr().multiply(self.coefficients(label)).tocsr()
-        rows = np.repeat(np.arange(contrib.shape[0]), np.diff(contrib.indptr))
-        positive = contrib.data > 0
-        rows, values, index = rows[positive], contrib.data[positive], contrib.indices[positive]
+        values = X.value * self.coefficients(label)[X.column]
+        positive = values > 0
+        rows, values, index = X.row[positive], values[positive], X.column[positive]
         order = np.lexsort((-values, rows))  # by post, then contribution, highest first (stable on ties)
         rows, index = rows[order], index[order]
         rank = np.arange(len(rows)) - np.searchsorted(rows, rows)
         top = rank < 2 * k
         names = self.feature_names()[index[top]].tolist()
-        counts = np.bincount(rows[top], minlength=contrib.shape[0]).tolist()
+        counts = np.bincount(rows[top], minlength=X.n_rows).tolist()
         out, start = [], 0
         for count in counts:
             out.append("|".join(list(dict.fromkeys(names[start:start + count]))[:k]))
             start += count
         return out
-
-
-def _stacked_linear(classify):
-    """Weights, intercepts, calibration slopes and offsets, one column per (label, fold), and each label's
-    columns; None when any label is not a binary, sigmoid-calibrated linear model."""
-    estimators, columns, intercepts, slopes, offsets, folds = [], [], [], [], [], []
-    for calibrated in getattr(classify, "estimators_", []):
-        label_columns = []
-        for fold in getattr(calibrated, "calibrated_classifiers_", []):
-            estimator = fold.estimator
-            if (fold.method != "sigmoid" or len(fold.calibrators) != 1 or not hasattr(estimator, "coef_")
-                    or list(estimator.classes_) != [0, 1] or list(fold.classes) != [0, 1]):
-                return None
-            label_columns.append(len(columns))
-            estimators.append(estimator)
-            columns.append(np.asarray(estimator.coef_, dtype=np.float64).ravel())
-            intercepts.append(float(np.ravel(estimator.intercept_)[0]))
-            slopes.append(float(fold.calibrators[0].a_))
-            offsets.append(float(fold.calibrators[0].b_))
-        if not label_columns:
-            return None
-        folds.append(label_columns)
-    if not folds:
-        return None
-    weights = np.ascontiguousarray(np.column_stack(columns))
-    # Each fold's coef_ becomes a view of its column, so the weights are held once, not twice (28 MB here);
-    # scikit-learn reads the same numbers through the view.
-    for column, estimator in enumerate(estimators):
-        estimator.coef_ = weights[:, column][np.newaxis, :]
-    return weights, np.array(intercepts), np.array(slopes), np.array(offsets), folds
-
-
-def load_model(path: str | Path | None = None) -> Model:
-    """Load and verify a model: a ``.joblib`` with its card beside it, or a self-contained ``.skops`` export.
-
-    Without a path: ``$WEIBO_SIGNALS_MODEL`` if set, else ``models/model.joblib`` in the current project
-    (the folder with ``dvc.yaml``) or in the checkout this package was installed from.
-    """
-    path = Path(path) if path is not None else _default_model_path()
-    if path.suffix == ".skops":
-        from pipeline.export import load_skops
-
-        return load_skops(path)
-    return _load_joblib(path)
-
-
-def _default_model_path() -> Path:
-    if os.environ.get("WEIBO_SIGNALS_MODEL"):
-        return Path(os.environ["WEIBO_SIGNALS_MODEL"])
-    local = Path.cwd() / DEFAULT_MODEL
-    if local.exists() or (Path.cwd() / "dvc.yaml").exists():
-        return local
-    return PACKAGE_ROOT / DEFAULT_MODEL
-
-
-def read_card(path: Path) -> dict:
-    import json
-
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"model card {path} is missing: the model cannot be verified; retrain with "
-                        "make repro") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"model card {path} is unreadable ({err.__class__.__name__}); retrain with "
-                        "make repro") from None
-    if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or "model" not in card:
-        raise UserError(f"model card {path} is not a card this version understands; retrain with make repro")
-    return card
-
-
-def _load_joblib(path: Path) -> Model:
-    import hashlib
-
-    import joblib
-
-    if not path.exists():
-        raise UserError(f"no trained model at {path}: run `make repro` first (or pass --model)")
-    cpath = card_path(path)
-    for attempt in (1, 2):
-        card = read_card(cpath)
-        try:
-            blob = path.read_bytes()
-        except OSError as err:
-            raise UserError(f"cannot read model {path}: {err.strerror}") from None
-        if hashlib.sha256(blob).hexdigest() == card["model"]["sha256"]:
-            break
-        if attempt == 1:
-            continue  # a concurrent `dvc repro` may have replaced the model between the two reads
-        raise UserError(f"model {path} does not match its card {cpath.name} (SHA-256 differs): the file is "
-                        "truncated, modified or from another run; retrain with make repro")
-    check_versions(card.get("versions", {}), str(path))
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message=".*Trying to unpickle estimator.*")
-        pipeline = joblib.load(_io.BytesIO(blob))
-    return _checked(Model(pipeline=pipeline, card=card, source=str(path)))
-
-
-def _checked(model: Model) -> Model:
-    from sklearn.pipeline import Pipeline
-
-    pipeline = model.pipeline
-    if not isinstance(pipeline, Pipeline) or list(pipeline.named_steps) != list(STEPS):
-        raise UserError(f"{model.source} is not a model of this project (unexpected pipeline steps)")
-    n_outputs = len(pipeline.named_steps["classify"].estimators_)
-    card = model.card
-    if (not isinstance(card.get("labels"), list) or not isinstance(card.get("thresholds"), dict)
-            or n_outputs != len(model.labels) or set(card["thresholds"]) != set(model.labels)):
-        raise UserError(f"{model.source}: the card's labels do not match the model's outputs")
-    _check_card_thresholds(card, model.labels, model.source)
-    return model
-
-
-def _check_card_thresholds(card: dict, labels: list[str], source: str) -> None:
-    """The card's thresholds are numbers from 0 to 1, each the one its validation scores were measured at: an
-    edited threshold would flip decisions that the card's figures no longer describe."""
-    thresholds = check_thresholds(card["thresholds"], labels, f"the model card of {source}")
-    validation = card.get("validation")
-    for label, threshold in thresholds.items():
-        scores = validation.get(label) if isinstance(validation, dict) else None
-        validated = scores.get("threshold") if isinstance(scores, dict) else None
-        if validated is None:
-            continue
-        if isinstance(validated, bool) or not isinstance(validated, numbers.Real) or float(validated) != threshold:
-            raise UserError(f"the model card of {source}: the threshold of {label!r} ({threshold!r}) is not the one "
-                            f"the model was validated at ({validated!r}): the card was edited; retrain with make "
-                            "repro, or pass --threshold to choose another")

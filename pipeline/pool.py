@@ -95,18 +95,17 @@ def _column(chunk: streams.Chunk, name: str) -> list[str]:
 
 def score_pool(model, frame: pd.DataFrame, name: str) -> ScoredPool:
     """Run the model's own steps chunk by chunk, keeping the normalised texts and tokens on the way."""
-    from pipeline.io import progress
+    from pipeline.files import progress
 
-    steps = model.pipeline.named_steps
     norms: list[str] = []
     tokens: list[tuple[str, ...]] = []
     probas = []
     texts = frame["text"].tolist()
     bar = progress(iter(()), desc="score pool", total=len(texts))
     for start in range(0, len(texts), CHUNK):
-        norm = steps["normalize"].transform(texts[start:start + CHUNK])
-        docs = steps["segment"].transform(norm)
-        probas.append(model.proba_from_features(steps["features"].transform(docs)))
+        norm = model.normalizer.transform(texts[start:start + CHUNK])
+        docs = model.segmenter.transform(norm)
+        probas.append(model.proba_of_docs(docs))
         norms.extend(norm)
         tokens.extend(tuple(doc.tokens) for doc in docs)
         bar.update(len(norm))

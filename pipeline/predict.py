@@ -298,7 +298,8 @@ def run(args: argparse.Namespace) -> int:
 
 def _run(args: argparse.Namespace) -> int:
     global _MODEL
-    from pipeline.model import MAX_CHARS, load_model
+    from pipeline.model import MAX_CHARS
+    from pipeline.model_file import load_model
 
     if args.quiet:
         logging.getLogger().setLevel(logging.WARNING)
@@ -338,7 +339,7 @@ def _run(args: argparse.Namespace) -> int:
         tally = Tally(np.array([cut[label] for label in model.labels]))
     success = False
     try:
-        from pipeline.io import progress
+        from pipeline.files import progress
 
         bar = progress(iter(()), desc="predict", total=total, disable=True if args.quiet else None)
         options = {"thresholds": thresholds, "explain": args.explain, "mark": args.on_error == "mark",

@@ -16,8 +16,9 @@ import logging
 import numpy as np
 import pandas as pd
 
-from pipeline import io
+from pipeline import files
 from pipeline.config import Params, load_params
+from pipeline.errors import cli_entry, stage_args
 from pipeline.text import readable
 
 log = logging.getLogger(__name__)
@@ -247,10 +248,10 @@ text-align:left;vertical-align:top}th{background:#f3f5f7}tr.keyword td{color:#6b
 
 def render(params: Params) -> str:
     labels = list(params.labels)
-    metrics = io.read_json(params.root_path(params.paths.metrics))
-    summary = io.read_json(params.root_path(params.paths.data_summary))
-    card = io.read_json(params.root_path(params.paths.model_card))
-    features = io.read_json(params.root_path(params.paths.top_features))
+    metrics = files.read_json(params.root_path(params.paths.metrics))
+    summary = files.read_json(params.root_path(params.paths.data_summary))
+    card = files.read_json(params.root_path(params.paths.model_card))
+    features = files.read_json(params.root_path(params.paths.top_features))
     errors = pd.read_csv(params.root_path(params.paths.errors), dtype={"text": str}, keep_default_na=False)
     plots = params.root_path(params.paths.plots)
     sections = []
@@ -326,15 +327,12 @@ confusion matrices and errors show what kind of posts the model gets wrong.</li>
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = io.stage_args("Write the HTML evaluation report.", argv)
+    args = stage_args("Write the HTML evaluation report.", argv)
     params = load_params(args.params)
     page = render(params)
-    io.write_text(page, params.root_path(params.paths.report_html))
+    files.write_text(page, params.root_path(params.paths.report_html))
     log.info("wrote %s (%.0f kB)", params.paths.report_html, len(page) / 1024)
 
 
 if __name__ == "__main__":
-    from pipeline.errors import cli_entry
-    from pipeline.report import main as stage_main  # the importable module, so pickled classes resolve on load
-
-    raise SystemExit(cli_entry(stage_main)())
+    raise SystemExit(cli_entry(main)())

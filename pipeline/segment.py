@@ -1,179 +1,31 @@
-"""Segmenting normalised posts into words with jieba (or its Rust port rjieba), and the ``segment`` stage.
-
-The :class:`Segmenter` lives inside the saved model with the user dictionary's words, the backend and the
-HMM setting, so predict segments exactly as training did. jieba's dictionary cache goes to an explicit
-folder of the project (``paths.jieba_cache``), never ``/tmp/jieba.cache``; jieba writes it atomically
-(temporary file, then rename), so concurrent processes cannot corrupt it.
-"""
+"""Stage ``segment``: add a ``tokens`` column to the prepared labeled and background posts."""
 
 from __future__ import annotations
 
 import logging
-import os
-import re
-import sys
-from collections.abc import Iterable, Sequence
-from pathlib import Path
-from typing import NamedTuple
 
-from sklearn.base import BaseEstimator, TransformerMixin
-
-from pipeline.errors import UserError
+from pipeline import files
+from pipeline.config import load_params
+from pipeline.errors import cli_entry, stage_args
+from pipeline.segmenter import make_segmenter
 
 log = logging.getLogger(__name__)
-
-PACKAGE_ROOT = Path(__file__).resolve().parent.parent
-BACKENDS = ("jieba", "rjieba")
-# A token is kept when it holds a letter or digit, a placeholder or an emoji; bare punctuation is dropped.
-_WORDLIKE = re.compile(r"[^\W_]|[\ue001-\ue004]|[\u2600-\u27bf\U0001f000-\U0001faff]")
-
-
-class Doc(NamedTuple):
-    """A normalised post and its tokens: what the feature extractors read."""
-
-    text: str
-    tokens: tuple[str, ...]
-
-
-def read_user_dict(path: str | Path) -> tuple[tuple[str, int], ...]:
-    """Read a jieba user dictionary (``word frequency [tag]`` per line, ``#`` comments) into (word, freq) pairs.
-
-    Frequencies are required, so that jieba and rjieba weigh each word identically.
-    """
-    path = Path(path)
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except FileNotFoundError:
-        raise UserError(f"user dictionary not found: {path}") from None
-    except (OSError, UnicodeDecodeError) as err:
-        raise UserError(f"cannot read user dictionary {path}: {err}") from None
-    words: dict[str, int] = {}
-    for number, line in enumerate(lines, start=1):
-        line = line.split("#", 1)[0].strip()
-        if not line:
-            continue
-        parts = line.split()
-        if len(parts) not in (2, 3) or not parts[1].isdigit():
-            raise UserError(f"{path}:{number}: expected 'word frequency [tag]', got {line!r}")
-        words[parts[0]] = int(parts[1])
-    return tuple(sorted(words.items()))
-
-
-class Segmenter(TransformerMixin, BaseEstimator):
-    """Stateless transformer: normalised strings in, :class:`Doc` (text and word tokens) out."""
-
-    def __init__(self, backend: str = "jieba", hmm: bool = True, user_words: Sequence[tuple[str, int]] = (),
-                 cache_dir: str = ".cache/jieba"):
-        self.backend = backend
-        self.hmm = hmm
-        self.user_words = user_words
-        self.cache_dir = cache_dir
-
-    def fit(self, X=None, y=None):
-        if self.backend not in BACKENDS:
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        return self
-
-    def transform(self, X: Iterable[str]) -> list[Doc]:
-        cut, wordlike = self._cutter(), _WORDLIKE.search
-        # str.isalnum() is the regex's first branch, much cheaper, and true of almost every token.
-        return [Doc(text, tuple([t for t in cut(text) if t.isalnum() or wordlike(t)])) for text in X]
-
-    def tokens(self, text: str) -> tuple[str, ...]:
-        return self.transform([text])[0].tokens
-
-    def _cutter(self):
-        # The tokenizer is built on first use in each process and never pickled with the model.
-        cut = self.__dict__.get("_cut")
-        if cut is None:
-            cut = self.__dict__["_cut"] = self._build_cutter()
-        return cut
-
-    def _build_cutter(self):
-        if self.backend == "rjieba":
-            import rjieba
-
-            tokenizer = rjieba.Jieba()
-            for word, freq in self.user_words:
-                tokenizer.add_word(word, freq, None)
-            hmm = bool(self.hmm)
-            return lambda text: tokenizer.cut(text, hmm)
-        if self.backend != "jieba":
-            raise ValueError(f"backend must be one of {BACKENDS}, got {self.backend!r}")
-        jieba = import_jieba()
-        jieba.setLogLevel(logging.WARNING)
-        tokenizer = jieba.Tokenizer()
-        tokenizer.tmp_dir = str(_writable_cache_dir(self.cache_dir))
-        tokenizer.initialize()
-        for word, freq in self.user_words:
-            tokenizer.add_word(word, freq)
-        hmm = bool(self.hmm)
-        return lambda text: tokenizer.lcut(text, HMM=hmm)
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_cut", None)
-        return state
-
-
-def import_jieba():
-    """Import jieba without pkg_resources. jieba 0.42 imports it only to open its own data files, which costs
-    a quarter of a second and a deprecation warning; without it, jieba opens the same files directly."""
-    if "jieba" in sys.modules:
-        return sys.modules["jieba"]
-    blocked = "pkg_resources" not in sys.modules
-    if blocked:
-        sys.modules["pkg_resources"] = None  # makes `import pkg_resources` raise ImportError
-    try:
-        import jieba
-    finally:
-        if blocked:
-            del sys.modules["pkg_resources"]
-    return jieba
-
-
-def _writable_cache_dir(configured: str) -> Path:
-    """The configured cache folder (relative to the project), or the user's cache folder if it is not writable."""
-    candidates = [Path(configured) if os.path.isabs(configured) else PACKAGE_ROOT / configured,
-                  Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "weibo-signals" / "jieba"]
-    for folder in candidates:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-        except OSError:
-            continue
-        if os.access(folder, os.W_OK):
-            return folder
-    log.warning("no writable folder for jieba's cache; the dictionary is rebuilt in every process")
-    return candidates[0]
-
-
-def make_segmenter(params) -> Segmenter:
-    """The segmenter the config describes, with the user dictionary's words inside it."""
-    return Segmenter(backend=params.segment.backend, hmm=params.segment.hmm,
-                     user_words=read_user_dict(params.root_path(params.paths.user_dict)),
-                     cache_dir=params.paths.jieba_cache)
 
 
 def main(argv: list[str] | None = None) -> None:
     """Stage ``segment``: add a ``tokens`` column to the prepared labeled and background posts."""
-    from pipeline import io
-    from pipeline.config import load_params
-
-    args = io.stage_args("Segment the prepared posts with jieba.", argv)
+    args = stage_args("Segment the prepared posts with jieba.", argv)
     params = load_params(args.params)
-    segmenter = make_segmenter(params).fit()
+    segmenter = make_segmenter(params)
     prepared = params.root_path(params.paths.prepared)
     out = params.root_path(params.paths.segmented)
-    for name in io.PREPARED_TABLES:
-        frame = io.read_table(prepared / f"{name}.parquet")
-        docs = segmenter.transform(io.progress(frame["norm"].tolist(), desc=f"segment {name}"))
+    for name in files.PREPARED_TABLES:
+        frame = files.read_table(prepared / f"{name}.parquet")
+        docs = segmenter.transform(files.progress(frame["norm"].tolist(), desc=f"segment {name}"))
         frame["tokens"] = [list(doc.tokens) for doc in docs]
-        io.write_parquet(frame, out / f"{name}.parquet")
+        files.write_parquet(frame, out / f"{name}.parquet")
         log.info("%s: %d posts, %d tokens", name, len(frame), sum(len(d.tokens) for d in docs))
 
 
 if __name__ == "__main__":
-    from pipeline.errors import cli_entry
-    from pipeline.segment import main as stage_main  # the importable module, so pickled classes resolve on load
-
-    raise SystemExit(cli_entry(stage_main)())
+    raise SystemExit(cli_entry(main)())

@@ -35,11 +35,12 @@ from xml.sax.saxutils import quoteattr
 import numpy as np
 import pandas as pd
 
-from pipeline import io
+from pipeline import files
 from pipeline.config import Params, load_params
+from pipeline.data import check_kinds, labeled_files, read_background_labels, read_labeled_file
 from pipeline.errors import ArgumentParser, UserError, cli_entry
 from pipeline.pool import NearDuplicates, default_pool, read_pool, score_pool
-from pipeline.prepare import check_kinds, labeled_files, make_normalizer, read_background_labels, read_labeled_file
+from pipeline.text import make_normalizer
 
 log = logging.getLogger("suggest")
 
@@ -213,11 +214,11 @@ def write_queue(table: pd.DataFrame, folder: Path, labels: list[str], thresholds
     folder.mkdir(parents=True, exist_ok=True)
     ignore = folder / ".gitignore"
     if not ignore.exists():  # the queue holds pool text, which must not end up in the repository
-        io.write_text("# review queues hold the pool's text: never commit them\n*\n", ignore)
-    with io.atomic_path(folder / "queue.csv") as tmp:  # with a BOM, so spreadsheets open it as UTF-8
+        files.write_text("# review queues hold the pool's text: never commit them\n*\n", ignore)
+    with files.atomic_path(folder / "queue.csv") as tmp:  # with a BOM, so spreadsheets open it as UTF-8
         table.to_csv(tmp, index=False, encoding="utf-8-sig")
-    io.write_json(label_studio_tasks(table, labels, thresholds, model_version), folder / "label_studio_tasks.json")
-    io.write_text(labeling_config(labels), folder / "label_studio_config.xml")
+    files.write_json(label_studio_tasks(table, labels, thresholds, model_version), folder / "label_studio_tasks.json")
+    files.write_text(labeling_config(labels), folder / "label_studio_config.xml")
 
 
 def labeled_posts(params: Params) -> tuple[set[str], list[str]]:
@@ -233,7 +234,7 @@ def labeled_posts(params: Params) -> tuple[set[str], list[str]]:
 
 
 def suggest(args: argparse.Namespace) -> int:
-    from pipeline.model import load_model
+    from pipeline.model_file import load_model
 
     params = load_params(args.params)
     model = load_model(args.model)
@@ -243,7 +244,7 @@ def suggest(args: argparse.Namespace) -> int:
     frame = read_pool(pool_path, args.text_column, args.id_column, args.encoding)
     pool = score_pool(model, frame, pool_path.name)
     ids, texts = labeled_posts(params)
-    normalizer = model.pipeline.named_steps["normalize"]
+    normalizer = model.normalizer
     duplicates = NearDuplicates(normalizer.transform(texts) if texts else [], params.data.near_duplicate_threshold)
     eligible = ~np.isin(pool.ids.astype(str), list(ids))
     thresholds = np.array([model.thresholds[label] for label in labels])
@@ -388,7 +389,7 @@ def import_labels(path: Path, params: Params, stamp: str | None = None) -> dict[
                 raise UserError(f"{target} exists already")
             out = ours.assign(kind=ours["kind"].replace("", "reviewed"))[["id", "text", *labels, "kind"]]
             out["id"] = out["id"].where(out["id"] != "", None)
-            io.write_csv(out, target)
+            files.write_csv(out, target)
             result["labeled"], result["labeled_file"] = len(out), str(target)
     theirs = frame[in_pool]
     conflicting = theirs.groupby("id")[labels].nunique().max(axis=1) > 1
@@ -414,14 +415,14 @@ def import_labels(path: Path, params: Params, stamp: str | None = None) -> dict[
                 header = pd.read_csv(target, nrows=0).columns.tolist()
                 columns = header if set(header) >= set(columns) else columns
             combined = pd.concat([existing, new[["id", "kind", *labels]]], ignore_index=True)
-            io.write_csv(combined.reindex(columns=columns), target)
+            files.write_csv(combined.reindex(columns=columns), target)
             result["background"] = len(new)
     return result
 
 
 def _new_posts(frame: pd.DataFrame, params: Params) -> pd.DataFrame:
     """Posts not yet in the labeled corpus; the same post labeled otherwise there is an error (prepare would stop)."""
-    normalizer = make_normalizer(params).fit(None)
+    normalizer = make_normalizer(params)
     labels = list(params.labels)
     folder = params.root_path(params.paths.labeled)
     existing = pd.concat([read_labeled_file(p, params) for p in labeled_files(folder)], ignore_index=True) \

@@ -1,4 +1,4 @@
-"""Normalising a Weibo post before segmentation, inside the saved model so train and predict agree.
+"""Normalising a Weibo post before segmentation; its settings are saved in the model so train and predict agree.
 
 Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tested in tests/test_text.py):
 
@@ -29,8 +29,7 @@ import functools
 import re
 import unicodedata
 from collections.abc import Iterable
-
-from sklearn.base import BaseEstimator, TransformerMixin
+from typing import Any
 
 # Placeholders: private-use characters, which real input can never contain (they are stripped first).
 URL = "\ue001"
@@ -79,35 +78,49 @@ def _converter():
     return opencc.OpenCC("t2s")
 
 
-class Normalizer(TransformerMixin, BaseEstimator):
-    """Stateless transformer: a sequence of raw posts in, a list of normalised strings out."""
+class Normalizer:
+    """Stateless: a sequence of raw posts in, a list of normalised strings out. Its settings are plain values
+    (:meth:`settings`), which the model file stores and :meth:`from_settings` reads back."""
 
     def __init__(self, t2s: bool = True, lowercase: bool = True, urls: str = "token", mentions: str = "token",
                  reposts: str = "token", hashtags: str = "text", emoji: str = "text", max_repeat: int = 3,
                  join_cjk_spaces: bool = True, punctuation: str = "keep", aliases: tuple = ()):
-        self.t2s = t2s
-        self.lowercase = lowercase
+        for name, value in (("urls", urls), ("mentions", mentions), ("reposts", reposts)):
+            if value not in ("token", "drop", "keep"):
+                raise ValueError(f"{name} must be token, drop or keep")
+        for name, value in (("hashtags", hashtags), ("emoji", emoji)):
+            if value not in ("text", "drop", "keep"):
+                raise ValueError(f"{name} must be text, drop or keep")
+        if isinstance(max_repeat, bool) or not isinstance(max_repeat, int) or max_repeat < 1:
+            raise ValueError("max_repeat must be a whole number of at least 1")
+        if punctuation not in ("keep", "drop"):
+            raise ValueError("punctuation must be keep or drop")
+        self.t2s = bool(t2s)
+        self.lowercase = bool(lowercase)
         self.urls = urls
         self.mentions = mentions
         self.reposts = reposts
         self.hashtags = hashtags
         self.emoji = emoji
         self.max_repeat = max_repeat
-        self.join_cjk_spaces = join_cjk_spaces
+        self.join_cjk_spaces = bool(join_cjk_spaces)
         self.punctuation = punctuation
-        self.aliases = aliases
+        self.aliases = tuple((str(alias), str(word)) for alias, word in aliases)
+        self._converter = None
 
-    def fit(self, X, y=None):
-        for name in ("urls", "mentions", "reposts"):
-            if getattr(self, name) not in ("token", "drop", "keep"):
-                raise ValueError(f"{name} must be token, drop or keep")
-        for name in ("hashtags", "emoji"):
-            if getattr(self, name) not in ("text", "drop", "keep"):
-                raise ValueError(f"{name} must be text, drop or keep")
-        if self.max_repeat < 1:
-            raise ValueError("max_repeat must be at least 1")
-        if self.punctuation not in ("keep", "drop"):
-            raise ValueError("punctuation must be keep or drop")
+    def settings(self) -> dict[str, Any]:
+        """Everything that decides the output, as JSON-ready values."""
+        return {"t2s": self.t2s, "lowercase": self.lowercase, "urls": self.urls, "mentions": self.mentions,
+                "reposts": self.reposts, "hashtags": self.hashtags, "emoji": self.emoji,
+                "max_repeat": self.max_repeat, "join_cjk_spaces": self.join_cjk_spaces,
+                "punctuation": self.punctuation, "aliases": [list(pair) for pair in self.aliases]}
+
+    @classmethod
+    def from_settings(cls, settings: dict[str, Any]) -> Normalizer:
+        return cls(**{**settings, "aliases": tuple(tuple(pair) for pair in settings.get("aliases", ()))})
+
+    def fit(self, X=None, y=None) -> Normalizer:
+        """Nothing to learn; here so the normaliser can be a step of a scikit-learn pipeline in training."""
         return self
 
     def transform(self, X: Iterable[str]) -> list[str]:
@@ -159,16 +172,10 @@ class Normalizer(TransformerMixin, BaseEstimator):
         return _SPACE.sub(" ", text).strip()
 
     def _t2s(self):
-        # The OpenCC converter is a C++ object that cannot be pickled: build it on first use, per process.
-        converter = self.__dict__.get("_converter")
-        if converter is None:
-            converter = self.__dict__["_converter"] = _converter()
-        return converter
-
-    def __getstate__(self):
-        state = self.__dict__.copy()
-        state.pop("_converter", None)
-        return state
+        # The OpenCC converter is built on first use: it costs time, and a model may switch t2s off.
+        if self._converter is None:
+            self._converter = _converter()
+        return self._converter
 
 
 @functools.lru_cache(maxsize=8)
@@ -212,7 +219,7 @@ def read_aliases(path) -> tuple[tuple[str, str], ...]:
     """The alias table (``canonical: [alias, …]``) as sorted (alias, canonical) pairs, aliases in simplified
     characters and lower case as they are matched; a malformed table or an alias given twice is a UserError."""
     from pipeline.errors import UserError
-    from pipeline.io import read_yaml
+    from pipeline.files import read_yaml
 
     raw = read_yaml(path, "alias table")
     if not isinstance(raw, dict):
@@ -228,6 +235,15 @@ def read_aliases(path) -> tuple[tuple[str, str], ...]:
                 raise UserError(f"{path}: alias {alias!r} is given twice")
             pairs[key] = canonical
     return tuple(sorted(pairs.items()))
+
+
+def make_normalizer(params) -> Normalizer:
+    """The normaliser the config describes (``normalize:``), with the alias table read in when it is on."""
+    cfg = params.normalize
+    return Normalizer(t2s=cfg.t2s, lowercase=cfg.lowercase, urls=cfg.urls, mentions=cfg.mentions,
+                      reposts=cfg.reposts, hashtags=cfg.hashtags, emoji=cfg.emoji, max_repeat=cfg.max_repeat,
+                      join_cjk_spaces=cfg.join_cjk_spaces, punctuation=cfg.punctuation,
+                      aliases=read_aliases(params.root_path(params.paths.aliases)) if cfg.aliases else ())
 
 
 def readable(text: str) -> str:

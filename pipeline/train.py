@@ -3,9 +3,10 @@
 The classifiers are fitted on the features of the training split (labeled posts plus background posts,
 which count as negatives for every label, weighted by ``background.weight``). Each label's logistic
 regression uses balanced class weights, and its probabilities are calibrated with Platt scaling over
-cross-validated folds. The decision threshold of each label is then chosen on the validation split by
-``thresholds.rule``. The saved pipeline is normalise -> segment -> features -> classify, so predict runs
-exactly what was evaluated.
+cross-validated folds (:mod:`pipeline.recipe`). The fitted pipeline is then exported as plain numbers
+(:mod:`pipeline.model_file`) and the export checked against it on every labeled post; the decision threshold of
+each label is chosen on the validation split by ``thresholds.rule`` with the exported model, which is what
+``evaluate`` and ``predict`` load.
 """
 
 from __future__ import annotations
@@ -16,30 +17,21 @@ from dataclasses import asdict
 import joblib
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
-from sklearn.linear_model import LogisticRegression
-from sklearn.model_selection import StratifiedKFold
-from sklearn.multioutput import MultiOutputClassifier
 from sklearn.pipeline import Pipeline
 
-from pipeline import io
+from pipeline import files, model_file
 from pipeline.config import Params, load_params
-from pipeline.errors import UserError
+from pipeline.errors import UserError, cli_entry, stage_args
 from pipeline.features import docs_of
-from pipeline.metrics import choose_threshold, ranking_scores
-from pipeline.model import CARD_FORMAT, Model, library_versions
-from pipeline.prepare import make_normalizer
-from pipeline.segment import make_segmenter
+from pipeline.metrics import ranking_scores
+from pipeline.model import Model
+from pipeline.recipe import build_pipeline, make_classifier
+from pipeline.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)
 
-
-def make_classifier(params: Params) -> MultiOutputClassifier:
-    cfg = params.train
-    linear = LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, solver="liblinear", max_iter=cfg.max_iter,
-                                random_state=cfg.seed)
-    folds = StratifiedKFold(n_splits=cfg.calibration_folds, shuffle=True, random_state=cfg.seed)
-    return MultiOutputClassifier(CalibratedClassifierCV(linear, method=cfg.calibration, cv=folds))
+# The exported model's probabilities may differ from the fitted pipeline's by rounding only.
+EXPORT_TOLERANCE = 1e-9
 
 
 def training_table(labeled: pd.DataFrame, background: pd.DataFrame, split: str, params: Params) -> pd.DataFrame:
@@ -66,12 +58,22 @@ def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featu
     X = featurizer.transform(docs_of(table))
     classifier = make_classifier(params)
     classifier.fit(X, table[labels].to_numpy(), sample_weight=table["weight"].to_numpy())
-    pipeline = Pipeline([("normalize", make_normalizer(params)), ("segment", make_segmenter(params)),
-                         ("features", featurizer), ("classify", classifier)])
+    pipeline = build_pipeline(params, featurizer=featurizer, classifier=classifier)
     log.info("trained on %d posts (%d labeled, %d background), %d features", len(table),
              int((table["origin"] == "labeled").sum()), int((table["origin"] == "background").sum()), X.shape[1])
     return pipeline, {"train_posts": int(len(table)), "train_labeled": int((table["origin"] == "labeled").sum()),
                       "train_background": int((table["origin"] == "background").sum()), "features": int(X.shape[1])}
+
+
+def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:
+    """The largest difference between the exported model's probabilities and the fitted pipeline's on ``texts``;
+    more than :data:`EXPORT_TOLERANCE` is a bug in the export, and training stops."""
+    expected = np.column_stack([p[:, 1] for p in pipeline.predict_proba(texts)])
+    difference = float(np.abs(model.predict_proba(texts) - expected).max(initial=0.0))
+    if not difference <= EXPORT_TOLERANCE:
+        raise RuntimeError(f"the exported model differs from the fitted pipeline by {difference:.3g} on "
+                           f"{len(texts)} posts (tolerance {EXPORT_TOLERANCE:g}): not saved")
+    return difference
 
 
 def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame) -> tuple[dict, dict]:
@@ -103,17 +105,17 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
     return thresholds, scores
 
 
-def model_card(params: Params, model_sha256: str, model_bytes: int, thresholds: dict, validation: dict,
-               training: dict, data_summary: dict) -> dict:
-    segmenter = make_segmenter(params)
+def model_card(params: Params, model: Model, thresholds: dict, validation: dict, training: dict,
+               data_summary: dict) -> dict:
+    """The card, without the model file's hash (known once the file is written)."""
+    segmenter = model.segmenter
     return {
-        "format": CARD_FORMAT,
+        "format": model_file.CARD_FORMAT,
         "name": "weibo-signals",
         "labels": list(params.labels),
         "thresholds": thresholds,
         "threshold_rule": asdict(params.thresholds),
-        "model": {"file": params.paths.model, "sha256": model_sha256, "bytes": model_bytes},
-        "versions": library_versions(),
+        "versions": model_file.library_versions(),
         "segmenter": {"backend": segmenter.backend, "hmm": segmenter.hmm, "user_words": len(segmenter.user_words)},
         "data": {"labeled_sha256": data_summary["data_sha256"], "labeled_posts": data_summary["posts"],
                  "background": data_summary["background"], **training},
@@ -124,27 +126,28 @@ def model_card(params: Params, model_sha256: str, model_bytes: int, thresholds: 
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = io.stage_args("Train the per-label classifiers and choose their thresholds.", argv)
+    args = stage_args("Train the per-label classifiers and choose their thresholds.", argv)
     params = load_params(args.params)
     folder = params.root_path(params.paths.segmented)
-    labeled = io.read_table(folder / "labeled.parquet")
-    background = io.read_table(folder / "background.parquet")
+    labeled = files.read_table(folder / "labeled.parquet")
+    background = files.read_table(folder / "background.parquet")
     featurizer = joblib.load(params.root_path(params.paths.featurizer))
     pipeline, training = train(params, labeled, background, featurizer)
-    thresholds, validation = validate(params, Model(pipeline, {"labels": list(params.labels)}), labeled, background)
+    model = model_file.export(pipeline, {"labels": list(params.labels)})
+    checked = labeled["text"].tolist() + background.loc[background["labeled"], "text"].tolist()
+    training["export_max_difference"] = check_export(pipeline, model, checked)
+    thresholds, validation = validate(params, model, labeled, background)
+    summary = files.read_json(params.root_path(params.paths.data_summary))
+    model.card = model_card(params, model, thresholds, validation, training, summary)
     model_path = params.root_path(params.paths.model)
     # The model first, then its card: a reader that sees the new card always finds the new model.
-    with io.atomic_path(model_path) as tmp:
-        joblib.dump(pipeline, tmp, compress=3)
-        digest, size = io.sha256_file(tmp), tmp.stat().st_size
-    summary = io.read_json(params.root_path(params.paths.data_summary))
-    card = model_card(params, digest, size, thresholds, validation, training, summary)
-    io.write_json(card, params.root_path(params.paths.model_card))
-    log.info("saved %s (%.1f MB) and its card", params.paths.model, size / 1e6)
+    digest, size = model_file.save(model, model_path)
+    model.card["model"] = {"file": params.paths.model, "format": model_file.FORMAT,
+                           "format_version": model_file.FORMAT_VERSION, "sha256": digest, "bytes": size}
+    files.write_json(model_file.sealed(model.card), params.root_path(params.paths.model_card))
+    log.info("saved %s (%.1f MB) and its card; the export matches the fitted pipeline to %.1g on %d posts",
+             params.paths.model, size / 1e6, training["export_max_difference"], len(checked))
 
 
 if __name__ == "__main__":
-    from pipeline.errors import cli_entry
-    from pipeline.train import main as stage_main  # the importable module, so pickled classes resolve on load
-
-    raise SystemExit(cli_entry(stage_main)())
+    raise SystemExit(cli_entry(main)())

@@ -38,7 +38,7 @@ def tiny_project(folder: Path, background: bool = True, **overrides) -> Path:
     return params_path
 
 
-def run_stages(params_path: Path, stages=("prepare", "segment", "features", "train", "evaluate", "report")) -> None:
+def run_stages(params_path: Path, stages=("prepare", "segment", "featurize", "train", "evaluate", "report")) -> None:
     import importlib
 
     for stage in stages:
@@ -55,7 +55,7 @@ def tiny_params(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_model_path(tiny_params) -> Path:
-    return tiny_params.parent.parent / "models" / "model.joblib"
+    return tiny_params.parent.parent / "models" / "model.npz"
 
 
 @pytest.fixture(scope="session")
@@ -70,17 +70,17 @@ def model_copy(tiny_model_path, tmp_path):
     """A copy of the tiny model and its card in a folder of its own, to damage or edit."""
     folder = tmp_path / "models"
     folder.mkdir()
-    shutil.copy(tiny_model_path, folder / "model.joblib")
+    shutil.copy(tiny_model_path, folder / "model.npz")
     shutil.copy(tiny_model_path.with_name("model_card.json"), folder / "model_card.json")
-    return folder / "model.joblib"
+    return folder / "model.npz"
 
 
 @pytest.fixture(scope="session")
 def real_model():
     """The model `make repro` trained on the full corpus (make test runs the pipeline first)."""
-    path = ROOT / "models" / "model.joblib"
+    path = ROOT / "models" / "model.npz"
     if not path.exists():
-        pytest.fail("models/model.joblib is missing: run `make repro` (make test does it first)")
+        pytest.fail("models/model.npz is missing: run `make repro` (make test does it first)")
     from pipeline import load_model
 
     return load_model(path)

@@ -24,7 +24,7 @@ def test_the_shipped_config_loads():
     params = load_params(ROOT / "configs" / "params.yaml")
     assert params.labels == ("candidacy", "police_warning")
     assert params.train.C > 0
-    assert params.root_path(params.paths.model) == ROOT / "models" / "model.joblib"
+    assert params.root_path(params.paths.model) == ROOT / "models" / "model.npz"
 
 
 @pytest.mark.parametrize("change, message", [

@@ -6,8 +6,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from sklearn.feature_extraction.text import CountVectorizer
 
-from pipeline.features import CharNgramCounter, WordNgramCounter, decode_char_ngram
-from pipeline.segment import Doc
+from pipeline.features import CharNgramCounter, WordNgramCounter
+from pipeline.ngrams import decode_char_ngram
+from pipeline.segmenter import Doc
 
 TEXTS = ["又被国保约谈了", "周末约了老同学去茶馆喝茶", "我决定参选本区人大代表", "喝茶", "", "a", "约谈约谈约谈"]
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import io
+from pipeline import files
 from tests.conftest import ROOT, tiny_project
 
 pytestmark = pytest.mark.slow
@@ -66,7 +66,7 @@ def assert_clean_outcome(code, out, err):
 def test_atomic_write_keeps_the_old_file_when_the_writer_fails(tmp_path):
     target = tmp_path / "model.joblib"
     target.write_bytes(b"old complete model")
-    with pytest.raises(RuntimeError), io.atomic_path(target) as tmp:
+    with pytest.raises(RuntimeError), files.atomic_path(target) as tmp:
         tmp.write_bytes(b"half of a new mo")
         raise RuntimeError("killed")
     assert target.read_bytes() == b"old complete model"

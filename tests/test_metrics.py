@@ -3,7 +3,8 @@
 import numpy as np
 import pytest
 
-from pipeline.metrics import bootstrap_prf, choose_threshold, prf, wilson_interval
+from pipeline.metrics import bootstrap_prf, prf, wilson_interval
+from pipeline.thresholds import choose_threshold
 
 Y = np.array([1, 1, 1, 1, 0, 0, 0, 0, 0, 0])
 P = np.array([0.95, 0.9, 0.7, 0.4, 0.8, 0.3, 0.2, 0.1, 0.05, 0.02])

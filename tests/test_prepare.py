@@ -6,8 +6,9 @@ import pandas as pd
 import pytest
 
 from pipeline.config import load_params
+from pipeline.data import prepare
 from pipeline.errors import UserError
-from pipeline.prepare import near_duplicate_groups, prepare
+from pipeline.splits import near_duplicate_groups
 from tests.conftest import tiny_project
 
 HEADER = "text,candidacy,police_warning,kind\n"

@@ -4,7 +4,7 @@ import numpy as np
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from pipeline.segment import Segmenter
+from pipeline.segmenter import Segmenter
 from pipeline.text import Normalizer
 
 ODD = st.sampled_from(["\ud800", "\udfff", "\u200b", "\u202e", "\u2066", "\ufeff", "\x00", "\x1b[31m", "\r\n",

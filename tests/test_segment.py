@@ -1,6 +1,6 @@
 """Segmentation (pipeline/segment.py): the domain dictionary, one-character words, the cache, the backends."""
 
-import pickle
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -8,9 +8,8 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.errors import UserError
-from pipeline.prepare import make_normalizer
-from pipeline.segment import Segmenter, make_segmenter, read_user_dict
-from pipeline.text import URL
+from pipeline.segmenter import Segmenter, make_segmenter, read_user_dict
+from pipeline.text import URL, make_normalizer
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -54,10 +53,10 @@ def test_jieba_cache_goes_to_the_configured_folder(tmp_path):
     assert any(cache.glob("*.cache")), "jieba wrote no cache file in the configured folder"
 
 
-def test_segmenter_pickles_without_its_tokenizer(segmenter):
-    segmenter.tokens("先用一次")
-    clone = pickle.loads(pickle.dumps(segmenter))
-    assert "_cut" not in clone.__dict__
+def test_settings_rebuild_the_same_segmenter(segmenter):
+    settings = json.loads(json.dumps(segmenter.settings()))  # as the model file stores them
+    clone = Segmenter.from_settings(settings, cache_dir=segmenter.cache_dir)
+    assert clone.settings() == segmenter.settings() and len(settings["user_words"]) > 0
     assert clone.tokens("又被国保约谈了") == segmenter.tokens("又被国保约谈了")
 
 

@@ -13,7 +13,7 @@ import pytest
 from conftest import FIXTURES, ROOT, tiny_project
 
 from pipeline.config import load_params
-from pipeline.prepare import read_background_labels, read_labeled_file
+from pipeline.data import read_background_labels, read_labeled_file
 from pipeline.suggest import main, quotas, select_queue
 
 MODEL = str(ROOT / "models" / "model.joblib")

@@ -1,6 +1,7 @@
 """Normalisation decisions (pipeline/text.py): what is kept, dropped or replaced, and why it matters."""
 
-import pickle
+
+import json
 
 import pytest
 
@@ -13,10 +14,10 @@ norm = Normalizer().normalize
 def normalizer_drop():
     """The normaliser as configs/params.yaml builds it: punctuation dropped, the alias table applied."""
     from pipeline.config import load_params
-    from pipeline.prepare import make_normalizer
+    from pipeline.text import make_normalizer
     from tests.conftest import ROOT
 
-    return make_normalizer(load_params(ROOT / "configs" / "params.yaml")).fit(None)
+    return make_normalizer(load_params(ROOT / "configs" / "params.yaml"))
 
 
 def test_traditional_becomes_simplified():
@@ -83,16 +84,17 @@ def test_options_can_keep_or_drop_markup():
     assert drop("@小明 #话题# [哈哈] http://t.cn/abc 好") == "好"
 
 
-def test_normalizer_pickles_without_its_converter():
-    n = Normalizer()
-    n.normalize("國")  # builds the OpenCC converter
-    clone = pickle.loads(pickle.dumps(n))
-    assert clone.normalize("國保") == "国保"
+def test_settings_rebuild_the_same_normalizer(normalizer_drop):
+    settings = json.loads(json.dumps(normalizer_drop.settings()))  # as the model file stores them
+    clone = Normalizer.from_settings(settings)
+    posts = ["國保又來了!!!! http://t.cn/abc @某人 [哈哈]", "帽子叔叔 上门 了", "參 選"]
+    assert clone.settings() == normalizer_drop.settings()
+    assert clone.transform(posts) == normalizer_drop.transform(posts)
 
 
-def test_invalid_option_is_rejected_at_fit():
+def test_invalid_option_is_rejected():
     with pytest.raises(ValueError):
-        Normalizer(urls="hide").fit(None)
+        Normalizer(urls="hide")
 
 
 def test_readable_names_placeholders():

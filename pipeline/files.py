@@ -1,8 +1,10 @@
-"""Reading and writing the project's files: atomic writes, Parquet/JSON tables, progress bars, stage arguments."""
+"""Reading and writing the project's files: atomic writes, Parquet/JSON/YAML, hashes, progress bars.
+
+pandas is imported only by the table functions, so the scoring path can use the rest without it.
+"""
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import json
@@ -11,11 +13,12 @@ import sys
 import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
+from pipeline.errors import UserError
 
-from pipeline.errors import ArgumentParser, UserError
+if TYPE_CHECKING:
+    import pandas as pd
 
 PREPARED_TABLES = ("labeled", "background")
 
@@ -28,13 +31,6 @@ def _umask() -> int:
 
 # mkstemp creates files readable by the owner only; finished outputs get the usual permissions.
 FILE_MODE = 0o666 & ~_umask()
-
-
-def stage_args(description: str, argv: list[str] | None) -> argparse.Namespace:
-    """The arguments every stage takes: only where the params file is."""
-    parser = ArgumentParser(description=description)
-    parser.add_argument("--params", default="configs/params.yaml", help="the params file (default: %(default)s)")
-    return parser.parse_args(argv)
 
 
 @contextlib.contextmanager
@@ -110,6 +106,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise UserError(f"{path} is missing: run the earlier pipeline stages first (dvc repro)")
+    import pandas as pd
+
     return pd.read_parquet(path)
 
 

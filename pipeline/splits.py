@@ -1,0 +1,63 @@
+"""Grouping near-duplicate posts and splitting them into train, validation and test, deterministically."""
+
+from __future__ import annotations
+
+import hashlib
+
+import numpy as np
+import pandas as pd
+from scipy.sparse.csgraph import connected_components
+from sklearn.model_selection import StratifiedGroupKFold
+
+from pipeline.config import Params
+from pipeline.errors import UserError
+
+
+def near_duplicate_groups(texts: list[str], threshold: float) -> np.ndarray:
+    """Group ids such that posts whose character 3-gram sets have Jaccard >= threshold share a group."""
+    from sklearn.feature_extraction.text import CountVectorizer
+
+    n = len(texts)
+    if n == 0:
+        return np.zeros(0, dtype=int)
+    vectorizer = CountVectorizer(analyzer="char", ngram_range=(3, 3), binary=True, lowercase=False)
+    try:
+        shingles = vectorizer.fit_transform(texts).tocsr()
+    except ValueError:  # every post shorter than three characters
+        return np.arange(n)
+    sizes = np.asarray(shingles.sum(axis=1)).ravel()
+    overlap = (shingles @ shingles.T).tocoo()
+    union = sizes[overlap.row] + sizes[overlap.col] - overlap.data
+    similar = (overlap.row != overlap.col) & (overlap.data >= threshold * np.maximum(union, 1))
+    from scipy.sparse import coo_matrix
+
+    graph = coo_matrix((np.ones(similar.sum()), (overlap.row[similar], overlap.col[similar])), shape=(n, n))
+    return connected_components(graph, directed=False)[1]
+
+
+def split_labeled(frame: pd.DataFrame, params: Params) -> pd.Series:
+    """Deterministic train/val/test split, stratified on the label combination, groups kept on one side."""
+    strata = frame[list(params.labels)].astype(str).agg("".join, axis=1).to_numpy()
+    groups = frame["group"].to_numpy()
+    split = np.full(len(frame), "train", dtype=object)
+    n_test = max(2, round(1 / params.split.test_size))
+    test_idx = _one_fold(strata, groups, n_test, params.split.seed)
+    split[test_idx] = "test"
+    rest = np.flatnonzero(split == "train")
+    n_val = max(2, round((1 - params.split.test_size) / params.split.val_size))
+    val_idx = _one_fold(strata[rest], groups[rest], n_val, params.split.seed + 1)
+    split[rest[val_idx]] = "val"
+    return pd.Series(split, index=frame.index)
+
+
+def _one_fold(strata: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) -> np.ndarray:
+    if len(np.unique(groups)) < n_splits:
+        raise UserError(f"too few labeled posts to split ({len(groups)}): add data or change split sizes")
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    _, held_out = next(splitter.split(np.zeros(len(strata)), strata, groups))
+    return held_out
+
+
+def unit_hash(key: str) -> float:
+    """A number in [0, 1) fixed by the key: a split that does not move when other posts come or go."""
+    return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64

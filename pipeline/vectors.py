@@ -1,0 +1,119 @@
+"""A post's feature vector at scoring time, with NumPy only: the fitted featurizer's numbers, read from the model file.
+
+Training fits scikit-learn transformers (:mod:`pipeline.features`); the model file keeps what they learned as
+plain arrays (the vocabularies of n-gram codes, the word table, idf, the normalisation floor), and
+:class:`Vectorizer` computes the same vectors from them: counts, sublinear term frequency times idf, then each row
+divided by ``max(its L2 norm, floor)`` (or each block by its own L2 norm when there is no floor). ``train`` checks
+that the two agree on every labeled post.
+
+A batch of vectors is a :class:`SparseRows`: the nonzero (row, column, value) triples, which is all
+that scoring and explaining need, so SciPy stays out of the scoring path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from pipeline import ngrams
+
+
+@dataclass
+class SparseRows:
+    """Nonzero entries of an ``n_rows`` x ``n_columns`` matrix, in no particular order."""
+
+    n_rows: int
+    n_columns: int
+    row: np.ndarray
+    column: np.ndarray
+    value: np.ndarray
+
+    def dot(self, weights: np.ndarray) -> np.ndarray:
+        """The matrix product with one weight vector per row of ``weights`` (k x n_columns): n_rows x k."""
+        out = np.empty((self.n_rows, len(weights)))
+        for k, vector in enumerate(weights):
+            out[:, k] = np.bincount(self.row, self.value * vector[self.column], minlength=self.n_rows)
+        return out
+
+    def row_norms(self) -> np.ndarray:
+        return np.sqrt(np.bincount(self.row, self.value * self.value, minlength=self.n_rows))
+
+    def scale_rows(self, scale: np.ndarray) -> None:
+        self.value *= scale[self.row]
+
+
+@dataclass
+class Block:
+    """One block of features: a sorted vocabulary of n-gram codes, their idf and the n-gram lengths counted."""
+
+    vocabulary: np.ndarray
+    idf: np.ndarray
+    ngram_range: tuple[int, int]
+
+    def vectors(self, symbols: tuple[np.ndarray, np.ndarray], n_rows: int, sublinear_tf: bool) -> SparseRows:
+        rows, codes = ngrams.ngram_codes(*symbols, self.ngram_range)
+        row, column, count = ngrams.counts(rows, ngrams.lookup(self.vocabulary, codes), len(self.vocabulary))
+        tf = np.log(count) + 1.0 if sublinear_tf else count
+        return SparseRows(n_rows, len(self.vocabulary), row, column, tf * self.idf[column])
+
+
+class Vectorizer:
+    """Word n-gram and character n-gram TF-IDF of segmented posts, side by side, then normalised."""
+
+    def __init__(self, words: Block, word_tokens: np.ndarray, chars: Block, sublinear_tf: bool,
+                 floor: float | None):
+        self.words = words
+        self.word_tokens = word_tokens
+        self.chars = chars
+        self.sublinear_tf = sublinear_tf
+        self.floor = floor
+        self._token_ids = {token: i + 1 for i, token in enumerate(word_tokens.tolist())}
+        self._names: np.ndarray | None = None
+
+    @property
+    def n_features(self) -> int:
+        return len(self.words.vocabulary) + len(self.chars.vocabulary)
+
+    def transform(self, texts: list[str], token_lists: list[tuple[str, ...]]) -> SparseRows:
+        """The vectors of normalised texts and their tokens."""
+        n = len(texts)
+        words = self.words.vectors(ngrams.word_symbols(token_lists, self._token_ids.get), n, self.sublinear_tf)
+        chars = self.chars.vectors(ngrams.char_symbols(texts), n, self.sublinear_tf)
+        if self.floor is None:  # each block L2-normalised on its own (an all-zero row stays zero)
+            for block in (words, chars):
+                norms = block.row_norms()
+                block.scale_rows(1.0 / np.where(norms > 0, norms, 1.0))
+        offset = len(self.words.vocabulary)
+        rows = SparseRows(n, self.n_features, np.concatenate([words.row, chars.row]),
+                          np.concatenate([words.column, chars.column + offset]),
+                          np.concatenate([words.value, chars.value]))
+        if self.floor is not None:
+            rows.scale_rows(1.0 / np.maximum(rows.row_norms(), self.floor))
+        return rows
+
+    def feature_names(self) -> np.ndarray:
+        """Each column's n-gram: words joined by a space, then characters."""
+        if self._names is None:
+            tokens = self.word_tokens
+            words = [" ".join(tokens[s - 1] for s in ngrams.decode_ngram(code))
+                     for code in self.words.vocabulary.tolist()]
+            chars = [ngrams.decode_char_ngram(code) for code in self.chars.vocabulary.tolist()]
+            self._names = np.array(words + chars, dtype=object)
+        return self._names
+
+    def settings(self) -> dict[str, Any]:
+        return {"word_ngrams": list(self.words.ngram_range), "char_ngrams": list(self.chars.ngram_range),
+                "sublinear_tf": self.sublinear_tf, "floor": self.floor}
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        return {"word_tokens": self.word_tokens, "word_vocabulary": self.words.vocabulary,
+                "word_idf": self.words.idf, "char_vocabulary": self.chars.vocabulary, "char_idf": self.chars.idf}
+
+    @classmethod
+    def from_file(cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> Vectorizer:
+        return cls(words=Block(arrays["word_vocabulary"], arrays["word_idf"], tuple(settings["word_ngrams"])),
+                   word_tokens=arrays["word_tokens"],
+                   chars=Block(arrays["char_vocabulary"], arrays["char_idf"], tuple(settings["char_ngrams"])),
+                   sublinear_tf=bool(settings["sublinear_tf"]), floor=settings["floor"])
