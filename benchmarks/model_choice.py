@@ -70,7 +70,7 @@ def segmented(params, cache: dict):
     key = (params.normalize, params.segment)
     if key not in cache:
         tables, _ = prepare(params)
-        segmenter = make_segmenter(params).fit()
+        segmenter = make_segmenter(params)
         for name in ("labeled", "background"):
             tables[name]["tokens"] = [list(d.tokens) for d in segmenter.transform(tables[name]["norm"].tolist())]
         cache[key] = tables
@@ -85,11 +85,11 @@ def scores(y: np.ndarray, proba: np.ndarray, threshold: float) -> dict:
 
 def fit(params, labeled, background, featurizer):
     """Train and choose thresholds as the train stage does; returns the scoring model."""
-    from pipeline.model import Model
-    from pipeline.train import train, validate
+    from pipeline.model_file import export
+    from pipeline.training import train, validate
 
     pipeline, _ = train(params, labeled, background, featurizer)
-    model = Model(pipeline, {"labels": list(params.labels)})
+    model = export(pipeline, {"labels": list(params.labels)})
     thresholds, _ = validate(params, model, labeled, background)
     model.card["thresholds"] = thresholds
     return model

@@ -28,9 +28,9 @@ def main() -> None:
     from pipeline.config import load_params
     from pipeline.features import docs_of, make_featurizer, training_posts
     from pipeline.metrics import prf
-    from pipeline.model import Model
+    from pipeline.model_file import export
     from pipeline.segmenter import make_segmenter
-    from pipeline.train import train, validate
+    from pipeline.training import train, validate
 
     base = load_params(ROOT / "configs" / "params.yaml")
     prepared = base.root_path(base.paths.prepared)
@@ -47,7 +47,7 @@ def main() -> None:
     tokens_of, rows = {}, []
     for backend, hmm in SETTINGS:
         params = dataclasses.replace(base, segment=dataclasses.replace(base.segment, backend=backend, hmm=hmm))
-        segmenter = make_segmenter(params).fit()
+        segmenter = make_segmenter(params)
         segmenter.transform(texts[:100])  # load the dictionary outside the timing
         start = time.perf_counter()
         docs = segmenter.transform(texts)
@@ -57,7 +57,7 @@ def main() -> None:
         bg = background.assign(tokens=[list(d.tokens) for d in docs[len(labeled):]])
         featurizer = make_featurizer(params).fit(docs_of(training_posts(lab, bg)))
         pipeline, _ = train(params, lab, bg, featurizer)
-        model = Model(pipeline, {"labels": list(params.labels)})
+        model = export(pipeline, {"labels": list(params.labels)})
         thresholds, validation = validate(params, model, lab, bg)
         row = {"backend": backend, "hmm": hmm, "chars_per_s": chars / seconds}
         if challenge is not None:

@@ -37,9 +37,9 @@ def main() -> None:
     from pipeline import files
     from pipeline.config import load_params
     from pipeline.features import docs_of, make_featurizer, training_posts
+    from pipeline.recipe import make_classifier
     from pipeline.segmenter import make_segmenter
     from pipeline.text import make_normalizer, readable
-    from pipeline.train import make_classifier
 
     base = load_params(ROOT / "configs" / "params.yaml")
     prepared = base.root_path(base.paths.prepared)
@@ -52,7 +52,7 @@ def main() -> None:
     sample = background.iloc[rng.choice(len(background), size=min(len(background), 3 * len(labeled)), replace=False)]
     for name, overrides in SETTINGS.items():
         params = dataclasses.replace(base, normalize=dataclasses.replace(base.normalize, **overrides))
-        normalizer, segmenter = make_normalizer(params).fit(None), make_segmenter(params).fit()
+        normalizer, segmenter = make_normalizer(params), make_segmenter(params)
         lab, bg = (frame.assign(norm=normalizer.transform(frame["text"])) for frame in (labeled, sample))
         lab, bg = (frame.assign(tokens=[list(d.tokens) for d in segmenter.transform(frame["norm"].tolist())])
                    for frame in (lab, bg))

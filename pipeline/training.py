@@ -1,0 +1,124 @@
+"""Training: one calibrated linear classifier per label, the export checked, thresholds chosen on validation.
+
+The classifiers are fitted on the features of the training split (labeled posts plus background posts,
+which count as negatives for every label, weighted by ``background.weight``). Each label's logistic
+regression uses balanced class weights, and its probabilities are calibrated with Platt scaling over
+cross-validated folds (:mod:`pipeline.recipe`). The fitted pipeline is then exported as plain numbers
+(:mod:`pipeline.model_file`) and the export checked against it on every labeled post; the decision threshold of
+each label is chosen on the validation split by ``thresholds.rule`` with the exported model, which is what
+``evaluate`` and ``predict`` load.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict
+
+import numpy as np
+import pandas as pd
+from sklearn.pipeline import Pipeline
+
+from pipeline import model_file
+from pipeline.config import Params
+from pipeline.errors import UserError
+from pipeline.features import docs_of
+from pipeline.metrics import ranking_scores
+from pipeline.model import Model
+from pipeline.recipe import build_pipeline, make_classifier
+from pipeline.thresholds import choose_threshold
+
+log = logging.getLogger(__name__)
+
+# The exported model's probabilities may differ from the fitted pipeline's by rounding only.
+EXPORT_TOLERANCE = 1e-9
+
+
+def training_table(labeled: pd.DataFrame, background: pd.DataFrame, split: str, params: Params) -> pd.DataFrame:
+    """The split's labeled posts and background posts, with a sample weight column.
+
+    Background posts are negatives for every label, weighted ``background.weight`` (0: left out), except those
+    labeled by id (``paths.background_labels``): real posts with their own labels, at full weight.
+    """
+    ours = labeled[labeled["split"] == split].assign(weight=1.0, origin="labeled")
+    theirs = background[background["split"] == split]
+    theirs = theirs.assign(weight=np.where(theirs["labeled"], 1.0, params.background.weight), origin="background")
+    theirs = theirs[theirs["weight"] > 0]
+    columns = ["id", "norm", "tokens", *params.labels, "weight", "origin"]
+    return pd.concat([ours[columns], theirs[columns]], ignore_index=True)
+
+
+def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featurizer) -> tuple[Pipeline, dict]:
+    labels = list(params.labels)
+    table = training_table(labeled, background, "train", params)
+    for label in labels:
+        positives = int(table[label].sum())
+        if positives < params.train.calibration_folds or positives == len(table):
+            raise UserError(f"label {label!r} has {positives} positive training posts: too few to train and calibrate")
+    X = featurizer.transform(docs_of(table))
+    classifier = make_classifier(params)
+    classifier.fit(X, table[labels].to_numpy(), sample_weight=table["weight"].to_numpy())
+    pipeline = build_pipeline(params, featurizer=featurizer, classifier=classifier)
+    log.info("trained on %d posts (%d labeled, %d background), %d features", len(table),
+             int((table["origin"] == "labeled").sum()), int((table["origin"] == "background").sum()), X.shape[1])
+    return pipeline, {"train_posts": int(len(table)), "train_labeled": int((table["origin"] == "labeled").sum()),
+                      "train_background": int((table["origin"] == "background").sum()), "features": int(X.shape[1])}
+
+
+def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:
+    """The largest difference between the exported model's probabilities and the fitted pipeline's on ``texts``;
+    more than :data:`EXPORT_TOLERANCE` is a bug in the export, and training stops."""
+    expected = np.column_stack([p[:, 1] for p in pipeline.predict_proba(texts)])
+    difference = float(np.abs(model.predict_proba(texts) - expected).max(initial=0.0))
+    if not difference <= EXPORT_TOLERANCE:
+        raise RuntimeError(f"the exported model differs from the fitted pipeline by {difference:.3g} on "
+                           f"{len(texts)} posts (tolerance {EXPORT_TOLERANCE:g}): not saved")
+    return difference
+
+
+def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame) -> tuple[dict, dict]:
+    """Choose each label's threshold on the validation split; return thresholds and validation scores."""
+    # The labeled validation posts and the background posts labeled by id as positives (real text); the other
+    # background validation posts bound the false-alarm rate.
+    in_val = background["split"] == "val"
+    val = pd.concat([labeled[labeled["split"] == "val"], background[in_val & background["labeled"]]])
+    # Scored from raw text through the whole saved pipeline: the same path predict takes.
+    proba = model.predict_proba(val["text"].tolist())
+    bg_val = background[in_val & ~background["labeled"]]
+    bg_proba = model.predict_proba(bg_val["text"].tolist()) if len(bg_val) else None
+    cfg = params.thresholds
+    thresholds, scores = {}, {}
+    for j, label in enumerate(params.labels):
+        y = val[label].to_numpy()
+        choice = choose_threshold(y, proba[:, j], None if bg_proba is None else bg_proba[:, j], cfg.rule,
+                                  min_precision=cfg.min_precision, fixed=cfg.fixed,
+                                  max_background_far=cfg.max_background_far)
+        negatives = y == 0
+        fpr = float((proba[negatives, j] >= choice.threshold).mean()) if negatives.any() else None
+        thresholds[label] = choice.threshold
+        scores[label] = {**asdict(choice), **ranking_scores(y, proba[:, j]), "support": int(y.sum()),
+                         "posts": int(len(y)), "labeled_false_positive_rate": fpr,
+                         "background_posts": int(len(bg_val))}
+        log.info("%s: threshold %.3f, validation precision %.3f recall %.3f F1 %.3f, background false alarms %s",
+                 label, choice.threshold, choice.precision, choice.recall, choice.f1,
+                 "n/a" if choice.background_far is None else f"{choice.background_far:.4%}")
+    return thresholds, scores
+
+
+def model_card(params: Params, model: Model, thresholds: dict, validation: dict, training: dict,
+               data_summary: dict) -> dict:
+    """The card, without the model file's hash (known once the file is written)."""
+    segmenter = model.segmenter
+    return {
+        "format": model_file.CARD_FORMAT,
+        "name": "weibo-signals",
+        "labels": list(params.labels),
+        "thresholds": thresholds,
+        "threshold_rule": asdict(params.thresholds),
+        "versions": model_file.library_versions(),
+        "segmenter": {"backend": segmenter.backend, "hmm": segmenter.hmm, "user_words": len(segmenter.user_words)},
+        "data": {"labeled_sha256": data_summary["data_sha256"], "labeled_posts": data_summary["posts"],
+                 "background": data_summary["background"], **training},
+        "params": {section: asdict(getattr(params, section))
+                   for section in ("normalize", "segment", "features", "train", "background")},
+        "validation": validation,
+    }

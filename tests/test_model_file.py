@@ -1,0 +1,132 @@
+"""The model file is data: damaged, edited or foreign files are refused in one line, loading runs no code and
+imports no scikit-learn, SciPy or pandas, and the vocabulary gives away no rare n-gram of the training posts."""
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from pipeline import files, model_file, ngrams
+from pipeline.config import load_params
+from pipeline.errors import UserError
+from tests.conftest import ROOT
+
+
+def refused(path, *fragments):
+    with pytest.raises(UserError) as caught:
+        model_file.load_model(path)
+    message = str(caught.value)
+    assert "\n" not in message and all(f in message for f in fragments), message
+
+
+def rewrite(path, change):
+    """Rewrite the model file's arrays through ``change(arrays)`` and seal the card to the new file, so that only
+    what ``change`` did can be refused."""
+    with np.load(path, allow_pickle=True) as archive:
+        arrays = {name: archive[name] for name in archive.files}
+    change(arrays)
+    with open(path, "wb") as handle:
+        np.savez(handle, **arrays)
+    card_path = model_file.card_path(path)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["model"]["sha256"] = files.sha256_file(path)
+    files.write_json(model_file.sealed(card), card_path)
+
+
+def test_a_flipped_byte_is_refused(model_copy):
+    blob = bytearray(model_copy.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    model_copy.write_bytes(bytes(blob))
+    refused(model_copy, "does not match its card")
+
+
+def test_a_truncated_file_is_refused(model_copy):
+    model_copy.write_bytes(model_copy.read_bytes()[:1000])
+    refused(model_copy, "does not match its card")
+
+
+def test_an_edited_card_is_refused(model_copy):
+    card_path = model_file.card_path(model_copy)
+    card = json.loads(card_path.read_text(encoding="utf-8"))
+    card["thresholds"]["police_warning"] = 0.01
+    card_path.write_text(json.dumps(card), encoding="utf-8")
+    refused(model_copy, "was edited after training")
+
+
+def test_a_missing_card_is_refused(model_copy):
+    model_file.card_path(model_copy).unlink()
+    refused(model_copy, "model card", "is missing")
+
+
+def test_another_format_version_is_refused(model_copy):
+    def version_2(arrays):
+        meta = json.loads(arrays["meta"].tobytes())
+        arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 2}).encode(), dtype=np.uint8)
+
+    rewrite(model_copy, version_2)
+    refused(model_copy, "format version 2", f"reads format {model_file.FORMAT_VERSION}")
+
+
+def test_a_pickled_object_inside_is_refused_unread(model_copy):
+    rewrite(model_copy, lambda arrays: arrays.update(weights=np.array([object()], dtype=object)))
+    refused(model_copy, "not a readable model file")
+
+
+def test_arrays_that_do_not_fit_together_are_refused(model_copy):
+    rewrite(model_copy, lambda arrays: arrays.update(word_idf=arrays["word_idf"][:-1]))
+    refused(model_copy, "damaged")
+
+
+def test_a_file_of_another_kind_is_refused(model_copy):
+    buffer = io.BytesIO()
+    np.savez(buffer, meta=np.frombuffer(b'{"format": "something-else"}', dtype=np.uint8))
+    model_copy.write_bytes(buffer.getvalue())
+    rewrite(model_copy, lambda arrays: None)
+    refused(model_copy, "not a model file of this project")
+
+
+@pytest.mark.parametrize("damage", ["flipped byte", "edited card"])
+def test_predict_refuses_a_damaged_model_in_one_line(model_copy, damage, cli):
+    if damage == "flipped byte":
+        blob = bytearray(model_copy.read_bytes())
+        blob[-100] ^= 0x01
+        model_copy.write_bytes(bytes(blob))
+    else:
+        card_path = model_file.card_path(model_copy)
+        card_path.write_text(card_path.read_text(encoding="utf-8").replace('"name": "weibo-signals"',
+                                                                            '"name": "mine"'), encoding="utf-8")
+    result = cli("-m", "pipeline.predict", "--model", str(model_copy), "我被约谈了")
+    assert result.returncode == 2 and result.stdout == b""
+    lines = result.stderr.decode().strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), lines
+
+
+def test_loading_and_scoring_import_no_scikit_learn_scipy_or_pandas(tiny_model_path):
+    code = ("import sys; from pipeline.model_file import load_model; "
+            f"m = load_model({str(tiny_model_path)!r}); m.score(['又被请喝茶了'], explain=2); "
+            "print(sorted({n.split('.')[0] for n in sys.modules} & {'sklearn', 'scipy', 'pandas', 'joblib'}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_no_vocabulary_entry_is_rarer_than_min_df_in_the_training_posts(real_model):
+    """Names and fragments of single posts (ours or the background pool's) must not be recoverable from the file:
+    every word and character n-gram it keeps occurs in at least ``features.min_df`` training posts."""
+    params = load_params(ROOT / "configs" / "params.yaml")
+    folder = params.root_path(params.paths.segmented)
+    tables = [files.read_table(folder / f"{name}.parquet") for name in ("labeled", "background")]
+    posts = [row for table in tables for row in table.loc[table["split"] == "train", ["norm", "tokens"]]
+             .itertuples(index=False)]
+    vectorizer = real_model.vectorizer
+    token_id = {token: i + 1 for i, token in enumerate(vectorizer.word_tokens.tolist())}.get
+    blocks = [(vectorizer.chars, ngrams.char_symbols([p.norm for p in posts])),
+              (vectorizer.words, ngrams.word_symbols([tuple(p.tokens) for p in posts], token_id))]
+    assert params.features.min_df >= 2
+    for block, symbols in blocks:
+        codes, df = ngrams.document_frequency(*ngrams.ngram_codes(*symbols, block.ngram_range))
+        seen = dict(zip(codes.tolist(), df.tolist(), strict=True))
+        rarest = min(seen.get(code, 0) for code in block.vocabulary.tolist())
+        assert rarest >= params.features.min_df
