@@ -87,6 +87,7 @@ class BackgroundConfig:
     weight: float
     max_rows: int | None
     seed: int
+    embedded_posts: int
 
 
 @dataclass(frozen=True)
@@ -123,6 +124,7 @@ class ThresholdConfig:
     min_precision: float
     fixed: float
     max_background_far: float | None
+    f1_tolerance: float
 
 
 @dataclass(frozen=True)
@@ -173,6 +175,10 @@ class Params:
         if Path(self.paths.model_card) != model.with_name(f"{model.stem}_card.json"):
             raise UserError(f"{self.source}: paths.model_card must be {model.with_name(model.stem + '_card.json')} "
                             "(the card sits beside its model)")
+        if not 0 <= self.thresholds.f1_tolerance < 1:
+            raise UserError(f"{self.source}: thresholds.f1_tolerance must be from 0 to below 1")
+        if bg.embedded_posts < 0:
+            raise UserError(f"{self.source}: background.embedded_posts must be 0 or more")
         if self.train.C <= 0:
             raise UserError(f"{self.source}: train.C must be positive")
 

@@ -9,8 +9,8 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 import sys
-import tempfile
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,21 +29,53 @@ def _umask() -> int:
     return mask
 
 
-# mkstemp creates files readable by the owner only; finished outputs get the usual permissions.
+# Finished outputs get the usual permissions (0666 less the umask), whatever the temporary file had.
 FILE_MODE = 0o666 & ~_umask()
+
+
+_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+
+
+def temporary_path(path: Path) -> Path:
+    """Where this process writes ``path`` before renaming it: ``.<name>.<pid>.tmp`` beside it."""
+    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def sweep_stale(target: Path) -> list[Path]:
+    """Remove temporary files of ``target`` left by writers that were killed (their process is gone)."""
+    removed = []
+    with contextlib.suppress(OSError):
+        for entry in target.parent.iterdir():
+            found = _TMP.match(entry.name)
+            if found and found["name"] == target.name and not _alive(int(found["pid"])):
+                with contextlib.suppress(OSError):
+                    entry.unlink()
+                    removed.append(entry)
+    return removed
 
 
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path beside ``path``; on success it is flushed to disk and renamed over ``path``.
 
-    A reader sees the old file or the new one, never half of one, even if the writer is killed.
+    A reader sees the old file or the new one, never half of one, even if the writer is killed; what a killed
+    writer left behind is swept by the next write of the same file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    tmp = Path(tmp_name)
+    sweep_stale(path)
+    tmp = temporary_path(path)
+    tmp.touch()
     try:
         yield tmp
         with open(tmp, "rb+") as handle:

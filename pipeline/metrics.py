@@ -24,7 +24,7 @@ def prf(y: np.ndarray, decision: np.ndarray) -> dict[str, float]:
 def ranking_scores(y: np.ndarray, score: np.ndarray) -> dict[str, float | None]:
     """PR-AUC (average precision), ROC-AUC and Brier score; None where one class is missing."""
     y = np.asarray(y, dtype=int)
-    if y.min(initial=0) == y.max(initial=0):
+    if len(y) == 0 or y.min() == y.max():
         return {"pr_auc": None, "roc_auc": None, "brier": float(brier_score_loss(y, score)) if len(y) else None}
     return {"pr_auc": float(average_precision_score(y, score)), "roc_auc": float(roc_auc_score(y, score)),
             "brier": float(brier_score_loss(y, np.clip(score, 0, 1)))}

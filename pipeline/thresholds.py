@@ -24,11 +24,12 @@ class ThresholdChoice:
 
 def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | None, rule: str,
                      min_precision: float = 0.9, fixed: float = 0.5,
-                     max_background_far: float | None = None) -> ThresholdChoice:
+                     max_background_far: float | None = None, f1_tolerance: float = 0.0) -> ThresholdChoice:
     """Pick the decision threshold (flag when score >= threshold) on validation scores by the configured rule.
 
     Only thresholds whose false-alarm rate on the background posts stays within ``max_background_far`` are
-    eligible. The threshold is placed halfway between the chosen score and the next lower score seen, so
+    eligible. With ``max_f1``, the highest threshold whose F1 is within ``f1_tolerance`` of the best is taken.
+    The threshold is placed halfway between the chosen score and the next lower score seen, so
     that it does not sit exactly on one validation post.
     """
     y = np.asarray(y, dtype=int)
@@ -56,8 +57,8 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | 
         log.warning("no threshold meets max_background_far=%s; using %.4f", max_background_far, threshold)
         return _choice(y, score, threshold, far(threshold))
     if rule == "max_f1":
-        best = np.flatnonzero(eligible & (f1 == f1[eligible].max()))
-        pick = best[-1]  # among equal F1, the highest threshold (fewer flags)
+        best = np.flatnonzero(eligible & (f1 >= f1[eligible].max() - f1_tolerance))
+        pick = best[-1]  # among (nearly) equal F1, the highest threshold: fewer flags
     elif rule == "min_precision":
         reaching = np.flatnonzero(eligible & (precision >= min_precision))
         if len(reaching):

@@ -44,7 +44,27 @@ def training_table(labeled: pd.DataFrame, background: pd.DataFrame, split: str, 
     theirs = theirs.assign(weight=np.where(theirs["labeled"], 1.0, params.background.weight), origin="background")
     theirs = theirs[theirs["weight"] > 0]
     columns = ["id", "norm", "tokens", *params.labels, "weight", "origin"]
-    return pd.concat([ours[columns], theirs[columns]], ignore_index=True)
+    parts = [ours[columns], theirs[columns]]
+    if params.background.embedded_posts and len(theirs):
+        parts.append(embedded(ours, theirs[~theirs["labeled"]], params)[columns])
+    return pd.concat(parts, ignore_index=True)
+
+
+def embedded(ours: pd.DataFrame, theirs: pd.DataFrame, params: Params) -> pd.DataFrame:
+    """``background.embedded_posts`` labeled posts, drawn at random, each set before or after a random real post
+    of the same split, keeping its labels: a report stays a report inside a long, real post about other things.
+    The two texts are joined by a space, so no character n-gram spans them."""
+    n, seed = params.background.embedded_posts, params.background.seed
+    rng = np.random.default_rng(seed)
+    posts = ours.iloc[rng.integers(len(ours), size=n)].reset_index(drop=True)
+    contexts = theirs.iloc[rng.integers(len(theirs), size=n)].reset_index(drop=True)
+    before = rng.random(n) < 0.5
+    pairs = zip(posts["norm"], posts["tokens"], contexts["norm"], contexts["tokens"], before, strict=True)
+    norm, tokens = [], []
+    for post, post_tokens, context, context_tokens, first in pairs:
+        norm.append(f"{context} {post}" if first else f"{post} {context}")
+        tokens.append([*context_tokens, *post_tokens] if first else [*post_tokens, *context_tokens])
+    return posts.assign(id=[f"embedded-{i}" for i in range(n)], norm=norm, tokens=tokens, origin="embedded")
 
 
 def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featurizer) -> tuple[Pipeline, dict]:
@@ -91,7 +111,7 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
         y = val[label].to_numpy()
         choice = choose_threshold(y, proba[:, j], None if bg_proba is None else bg_proba[:, j], cfg.rule,
                                   min_precision=cfg.min_precision, fixed=cfg.fixed,
-                                  max_background_far=cfg.max_background_far)
+                                  max_background_far=cfg.max_background_far, f1_tolerance=cfg.f1_tolerance)
         negatives = y == 0
         fpr = float((proba[negatives, j] >= choice.threshold).mean()) if negatives.any() else None
         thresholds[label] = choice.threshold

@@ -52,3 +52,11 @@ def test_bootstrap_interval_contains_the_estimate():
 def test_wilson_interval_of_zero_is_not_degenerate():
     low, high = wilson_interval(0, 1000, 0.95)
     assert low == 0.0 and 0 < high < 0.005
+
+
+def test_ranking_scores_are_none_when_every_post_is_positive_or_negative():
+    from pipeline.metrics import ranking_scores
+
+    for y in ([1, 1, 1], [0, 0], []):
+        scores = ranking_scores(np.array(y), np.array([0.9, 0.8, 0.7][: len(y)]))
+        assert scores["pr_auc"] is None and scores["roc_auc"] is None

@@ -43,7 +43,8 @@ def test_page_loads_without_errors_or_network(page):
 
 
 def test_sections_are_there(page):
-    for section in ("#headline", "#label-candidacy", "#label-police_warning", "#challenge", "#data", "#reading"):
+    for section in ("#headline", "#label-candidacy", "#label-police_warning", "#real", "#challenge", "#data",
+                    "#reading"):
         assert page.locator(section).count() == 1, section
     assert page.locator("table.headline tr").count() == 1 + 2 * 2  # header + model and keyword per label
     assert page.locator("table.thresholds").count() == 2
