@@ -35,7 +35,7 @@ from sklearn.metrics import f1_score
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from pipeline.suggest import DEFAULT_SHARES, margins, ngram_clusters, select_queue  # noqa: E402
+from pipeline.review_queue import DEFAULT_SHARES, margins, ngram_clusters, select_queue  # noqa: E402
 
 LABELS = ["candidacy", "police_warning"]
 STRATEGIES = ("review queue", "random", "uncertainty", "queue, no checks")

@@ -137,10 +137,13 @@ def same_rows(local: Path, parts: Path) -> bool:
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--model", default=str(ROOT / "models" / "model.joblib"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "model.npz"))
     parser.add_argument("--big-posts", type=int, default=2_000_000)
     parser.add_argument("--skip", nargs="*", default=[], choices=["throughput", "scheduler", "big"])
     args = parser.parse_args(argv)
+    if not CORPUS.is_file():
+        print(f"skipped: the background corpus is not at {CORPUS}; these figures are measured on it")
+        return
     import pyarrow.csv as pcsv
 
     table = pcsv.read_csv(CORPUS, convert_options=pcsv.ConvertOptions(column_types={"id": "string",

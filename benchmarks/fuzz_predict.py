@@ -1,7 +1,7 @@
 """Fuzz predict: hostile posts, ids and columns through every input and output format, read back cell by cell.
 
     python benchmarks/fuzz_predict.py                       # 10,000 posts through every format pair (and .gz)
-    python benchmarks/fuzz_predict.py --posts 2000 --seed 7 --model models/model.joblib
+    python benchmarks/fuzz_predict.py --posts 2000 --seed 7 --model models/model.npz
 
 Posts come from every Unicode plane and category: control characters (NUL, CR, LF, TAB, NEL, the Unicode line
 separators), zero-width and bidi marks, CSV- and JSON-hostile text, lone surrogates (in JSON Lines), empty and
@@ -243,7 +243,7 @@ def compare(case: Case, path: Path, scores, tally: Tally) -> None:
 
 
 def _field(line: str, key: str) -> str:
-    from pipeline.streams import parse_object
+    from pipeline.streams.chunks import parse_object
 
     return parse_object(line)[1][key]
 
@@ -319,11 +319,11 @@ def corruptions(model_path: Path, folder: Path, rng: random.Random, tally: Tally
 
 def cached_model(model_path: Path):
     """Load the model once; predict's own loading (per run) is patched to reuse it."""
-    import pipeline.model
+    import pipeline.model_file
 
-    model = pipeline.model.load_model(model_path)
-    real = pipeline.model.load_model
-    pipeline.model.load_model = lambda path=None: model if str(path) == str(model_path) else real(path)
+    model = pipeline.model_file.load_model(model_path)
+    real = pipeline.model_file.load_model
+    pipeline.model_file.load_model = lambda path=None: model if str(path) == str(model_path) else real(path)
     return model
 
 
@@ -333,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--posts", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=13)
-    parser.add_argument("--model", default=str(ROOT / "models" / "model.joblib"))
+    parser.add_argument("--model", default=str(ROOT / "models" / "model.npz"))
     parser.add_argument("--corruptions", type=int, default=60, help="damaged inputs of each container kind")
     args = parser.parse_args(argv)
     model_path = Path(args.model)

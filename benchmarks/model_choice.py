@@ -52,6 +52,10 @@ OPTIONS: dict[str, dict] = {
     "mentions_dropped": {"normalize.mentions": "drop", "normalize.reposts": "drop"},
     "C_1": {"train.C": 1.0},
     "C_16": {"train.C": 16.0},
+    "embedded_2000": {"background.embedded_posts": 2000},
+    "embedded_6000": {"background.embedded_posts": 6000},
+    "f1_tolerance_0.01": {"thresholds.f1_tolerance": 0.01},
+    "f1_tolerance_0.02": {"thresholds.f1_tolerance": 0.02},
 }
 
 

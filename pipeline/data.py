@@ -281,3 +281,9 @@ def prepare(params: Params) -> tuple[dict[str, pd.DataFrame], dict]:
     summary["real_dev"] = real_dev_info
     return {"labeled": frame[columns], "background": background, "challenge": challenge,
             "real_dev": real_dev}, summary
+
+
+def segmented_tables(params: Params) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The labeled and background posts with their tokens, as the ``segment`` stage wrote them."""
+    folder = params.root_path(params.paths.segmented)
+    return files.read_table(folder / "labeled.parquet"), files.read_table(folder / "background.parquet")

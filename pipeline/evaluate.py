@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import logging
 
-from dvclive import Live
-
 from pipeline import evaluation, files, plots
 from pipeline.config import load_params
 from pipeline.errors import cli_entry, stage_args
@@ -43,8 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     metrics["real_posts"] = evaluation.real_post_scores(settings, model, real, lexicon)
     metrics["background_positives"] = evaluation.background_positive_scores(model, found)
 
-    # dvcyaml=False: dvc.yaml's plots section names these files itself; no experiment is saved from inside a stage.
-    with Live(dir=str(params.root_path(paths.plots)), dvcyaml=False, save_dvc_exp=False, report=None) as live:
+    with plots.open_live(params.root_path(paths.plots)) as live:
         for label in model.labels:
             y, proba = test[label].to_numpy(), scores.proba[:, model.labels.index(label)]
             plots.log_label(live, label, scores.pr_table(label), scores.threshold_table(label), y, proba,

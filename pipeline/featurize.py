@@ -8,6 +8,7 @@ import joblib
 
 from pipeline import files
 from pipeline.config import load_params
+from pipeline.data import segmented_tables
 from pipeline.errors import cli_entry, stage_args
 from pipeline.features import docs_of, make_featurizer, training_posts
 
@@ -18,9 +19,7 @@ def main(argv: list[str] | None = None) -> None:
     """Stage ``featurize``: fit the feature extractors on the training posts (labeled and background)."""
     args = stage_args("Fit the word and character n-gram features on the training split.", argv)
     params = load_params(args.params)
-    folder = params.root_path(params.paths.segmented)
-    labeled = files.read_table(folder / "labeled.parquet")
-    background = files.read_table(folder / "background.parquet")
+    labeled, background = segmented_tables(params)
     train = training_posts(labeled, background)
     featurizer = make_featurizer(params).fit(docs_of(train))
     with files.atomic_path(params.root_path(params.paths.featurizer)) as tmp:

@@ -102,24 +102,25 @@ def write_json(data: Any, path: str | Path) -> None:
     write_text(json.dumps(data, ensure_ascii=False, indent=2, sort_keys=False) + "\n", path)
 
 
-def read_json(path: str | Path) -> Any:
-    try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"cannot read {path}: {err}") from None
+def read_json(path: str | Path, what: str = "file", missing: str | None = None) -> Any:
+    """A JSON file's content; a missing or unreadable file is a UserError naming ``what`` it is (``missing``: the
+    message for a missing file, to say what to do)."""
+    return _parsed(path, what, json.loads, (json.JSONDecodeError,), missing)
 
 
-def read_yaml(path: str | Path, what: str) -> Any:
-    """A YAML file's content; a missing or unreadable file is a UserError naming ``what`` it is."""
+def read_yaml(path: str | Path, what: str, missing: str | None = None) -> Any:
+    """A YAML file's content, as :func:`read_json`."""
     import yaml
 
+    return _parsed(path, what, yaml.safe_load, (yaml.YAMLError,), missing)
+
+
+def _parsed(path: str | Path, what: str, parse, errors: tuple, missing: str | None) -> Any:
     try:
-        return yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+        return parse(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"{what} not found: {path}") from None
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as err:
+        raise UserError(missing or f"{what} not found: {path}") from None
+    except (OSError, UnicodeDecodeError, *errors) as err:
         raise UserError(f"cannot read {what} {path}: {err.__class__.__name__}") from None
 
 

@@ -7,13 +7,13 @@ dvc.yaml's ``plots:`` section names the same files: a new kind of chart needs it
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 
+from pipeline import files
 from pipeline.errors import UserError
 
 if TYPE_CHECKING:
@@ -23,6 +23,18 @@ if TYPE_CHECKING:
 LAYOUT = {"pr": ("custom", None), "threshold": ("custom", None), "calibration": ("sklearn", "calibration"),
           "confusion": ("sklearn", None)}
 CALIBRATION_BINS = 10
+
+
+def open_live(folder: Path) -> Live:
+    """DVCLive writing into ``folder``; dvcyaml=False: dvc.yaml's plots section names these files itself, and no
+    experiment is saved from inside a stage."""
+    from dvclive import Live
+    from scmrepo.exceptions import SCMError
+
+    try:
+        return Live(dir=str(folder), dvcyaml=False, save_dvc_exp=False, report=None)
+    except SCMError as err:  # DVCLive reads the git revision: a repository without a commit has none
+        raise UserError(f"DVCLive cannot start in this git repository ({err}): commit once, then rerun") from None
 
 
 def log_label(live: Live, label: str, pr: pd.DataFrame, thresholds: pd.DataFrame, y: np.ndarray,
@@ -50,12 +62,8 @@ def read_label(folder: Path, label: str) -> dict[str, pd.DataFrame]:
     frames = {}
     for kind, (_, key) in LAYOUT.items():
         file = path(folder, kind, label)
-        try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            raise UserError(f"{file} is missing: run the evaluate stage first (dvc repro)") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-            raise UserError(f"cannot read {file}: {err}") from None
+        data = files.read_json(file, "plot data",
+                               missing=f"{file} is missing: run the evaluate stage first (dvc repro)")
         frames[kind] = pd.DataFrame(data[key] if key else data)
     # DVCLive writes confusion classes as strings (for the confusion template); the report counts integers.
     confusion = frames["confusion"]

@@ -7,6 +7,7 @@ background corpus at ``paths.background``, read in place. Posts without an ``id`
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +19,8 @@ from pipeline.config import Params
 from pipeline.errors import UserError
 
 CHUNK = 5000
+# The pool name a review queue records for the background corpus: its posts come back as labels by id, never text.
+BACKGROUND = "background"
 
 
 @dataclass
@@ -67,30 +70,24 @@ def read_pool(path: str | Path, text_column: str = "text", id_column: str = "id"
 
 def _column(chunk: streams.Chunk, name: str) -> list[str]:
     """A column of a chunk as strings ("" where absent), whichever shape the reader gave the rows."""
-    import json
-
-    table, rows, records, batch = (getattr(chunk, a, None) for a in ("table", "rows", "records", "batch"))
-    if table is not None:
-        return [str(v) for v in table[name].tolist()] if name in table.columns else [""] * len(chunk)
-    if rows is not None:
+    if chunk.rows is not None:
         if name not in chunk.columns:
             return [""] * len(chunk)
         k = chunk.columns.index(name)
-        return [row[k] for row in rows]
-    if records is not None:
-        out = []
-        for record in records:
-            if isinstance(record, dict):
-                out.append(str(record.get(name, "")))
-            elif record is not None and name in getattr(record, "fields", {}):
-                value = json.loads(record.fields[name])
-                out.append("" if value is None else str(value))
-            else:
-                out.append("")
-        return out
-    if batch is not None and name in batch.schema.names:
-        return ["" if v is None else str(v) for v in batch.column(name).to_pylist()]
+        return [row[k] for row in chunk.rows]
+    if chunk.records is not None:
+        return [_field(record, name) for record in chunk.records]
+    if chunk.batch is not None and name in chunk.batch.schema.names:
+        return ["" if v is None else str(v) for v in chunk.batch.column(name).to_pylist()]
     return [""] * len(chunk)
+
+
+def _field(record: streams.Record | None, name: str) -> str:
+    """A JSON Lines record's top-level value as a string: ``"7"`` and ``7`` are both the id 7."""
+    if record is None or name not in record.fields:
+        return ""
+    value = json.loads(record.fields[name])
+    return "" if value is None else str(value)
 
 
 def score_pool(model, frame: pd.DataFrame, name: str) -> ScoredPool:

@@ -110,7 +110,7 @@ class Segmenter:
         jieba.setLogLevel(logging.WARNING)
         tokenizer = jieba.Tokenizer()
         tokenizer.tmp_dir = str(_writable_cache_dir(self.cache_dir))
-        tokenizer.initialize()
+        _initialize(tokenizer)
         for word, freq in self.user_words:
             tokenizer.add_word(word, freq)
         hmm = bool(self.hmm)
@@ -131,6 +131,22 @@ def import_jieba():
         if blocked:
             del sys.modules["pkg_resources"]
     return jieba
+
+
+def _initialize(tokenizer) -> None:
+    """jieba's own start-up, reading its dictionary cache faster. For the default dictionary jieba loads
+    ``<tmp_dir>/jieba.cache`` with ``marshal.load`` on the open file (0.55 s here); ``marshal.loads`` of the
+    file's bytes gives the same objects in 0.2 s. Without a readable cache jieba builds and writes it as usual."""
+    import marshal
+
+    if tokenizer.dictionary is None and not tokenizer.cache_file:  # jieba.DEFAULT_DICT: the cache needs no check
+        try:
+            tokenizer.FREQ, tokenizer.total = marshal.loads((Path(tokenizer.tmp_dir) / "jieba.cache").read_bytes())
+            tokenizer.initialized = True
+            return
+        except (OSError, EOFError, ValueError, TypeError):
+            pass
+    tokenizer.initialize()
 
 
 def _writable_cache_dir(configured: str) -> Path:

@@ -10,6 +10,7 @@ import joblib
 
 from pipeline import files, model_file
 from pipeline.config import load_params
+from pipeline.data import segmented_tables
 from pipeline.errors import cli_entry, stage_args
 from pipeline.training import check_export, model_card, train, validate
 
@@ -19,9 +20,7 @@ log = logging.getLogger(__name__)
 def main(argv: list[str] | None = None) -> None:
     args = stage_args("Train the per-label classifiers and choose their thresholds.", argv)
     params = load_params(args.params)
-    folder = params.root_path(params.paths.segmented)
-    labeled = files.read_table(folder / "labeled.parquet")
-    background = files.read_table(folder / "background.parquet")
+    labeled, background = segmented_tables(params)
     featurizer = joblib.load(params.root_path(params.paths.featurizer))
     pipeline, training = train(params, labeled, background, featurizer)
     model = model_file.export(pipeline, {"labels": list(params.labels)})

@@ -1,4 +1,7 @@
-"""predict --cluster on a real LocalCluster of two worker processes: the parts equal local predict's output."""
+"""predict --cluster on a real LocalCluster of two worker processes: the parts equal local predict's output.
+
+predict runs in-process (the ``predict_run`` fixture); the cluster's two workers are real processes.
+"""
 
 from __future__ import annotations
 
@@ -16,7 +19,6 @@ import pytest
 
 pytest.importorskip("distributed", reason="predict --cluster needs the dask extra: pip install -e '.[dask]'")
 
-from pipeline import predict  # noqa: E402
 from pipeline.cluster import MANIFEST, SUCCESS  # noqa: E402
 
 POSTS = ["我决定参选本区人大代表，请大家联名推荐", "又被国保约去喝茶了", "", "周末约了老同学去茶馆喝茶",
@@ -54,19 +56,14 @@ def write(data: pd.DataFrame, path: Path) -> Path:
     return path
 
 
-def run(*argv: str) -> int:
-    return predict.cli(list(argv))
-
-
-def local(model: Path, source: Path, target: Path, *options: str) -> bytes:
-    assert run("--model", str(model), "--input", str(source), "--output", str(target), "--jobs", "1", "-q",
-               *options) == 0
+def local(predict_run, source: Path, target: Path, *options: str) -> bytes:
+    result = predict_run("--input", source, "--output", target, "--jobs", "1", *options)
+    assert result.code == 0, result.err
     return target.read_bytes()
 
 
-def on_cluster(client, model: Path, source: Path, target: Path, *options: str) -> int:
-    return run("--cluster", client.scheduler.address, "--model", str(model), "--input", str(source),
-               "--output", str(target), "-q", *options)
+def on_cluster(predict_run, client, source: Path, target: Path, *options: str):
+    return predict_run("--cluster", client.scheduler.address, "--input", source, "--output", target, *options)
 
 
 def manifest(folder: Path) -> dict:
@@ -89,18 +86,19 @@ def mixed(tmp_path_factory) -> Path:
     ("parquet", "", ()), ("csv", "", ()),
     ("jsonl", "", ("--explain", "2", "--threshold", "candidacy=0.3")),
     ("jsonl", "[a-e]*", ("--only-flagged", "--explain", "1"))])
-def test_every_part_equals_local_predict_of_its_file(cluster, tiny_model_path, mixed, tmp_path, fmt, pattern,
+def test_every_part_equals_local_predict_of_its_file(cluster, predict_run, mixed, tmp_path, fmt, pattern,
                                                      options):
     out = tmp_path / "scored"
     source = mixed / pattern if pattern else mixed
-    assert on_cluster(cluster, tiny_model_path, source, out, "--format", fmt, "--chunk-size", "5", *options) == 0
+    result = on_cluster(predict_run, cluster, source, out, "--format", fmt, "--chunk-size", "5", *options)
+    assert result.code == 0, result.err
     sources = sorted(mixed.glob(pattern or "*"))
     entries = manifest(out)["parts"]
     assert manifest(out)["complete"] and (out / SUCCESS).exists()
     assert [e["input"] for e in entries] == [str(s) for s in sources]
     for n, (source, entry) in enumerate(zip(sources, entries, strict=True)):
         part = out / f"part-{n:05d}.{fmt}"
-        expected = local(tiny_model_path, source, tmp_path / f"local-{n}.{fmt}", "--format", fmt, "--chunk-size",
+        expected = local(predict_run, source, tmp_path / f"local-{n}.{fmt}", "--format", fmt, "--chunk-size",
                          "5", *options)
         assert part.read_bytes() == expected, source.name
         written = pq.read_metadata(part).num_rows if fmt == "parquet" else None
@@ -109,58 +107,60 @@ def test_every_part_equals_local_predict_of_its_file(cluster, tiny_model_path, m
     assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == []
 
 
-def test_summary_is_aggregated_over_all_parts(cluster, tiny_model_path, mixed, tmp_path, capsys):
+def test_summary_is_aggregated_over_all_parts(cluster, predict_run, tmp_path):
     whole = write(pd.concat([frame(1, 100), frame(23, 200), frame(17, 300)]), tmp_path / "whole.csv")
     parts = tmp_path / "parts"
     parts.mkdir()
     for name, data in [("a.csv", frame(1, 100)), ("b.csv", frame(23, 200)), ("c.csv", frame(17, 300))]:
         write(data, parts / name)
-    capsys.readouterr()
-    local(tiny_model_path, whole, tmp_path / "whole.out.csv", "--summary")
-    expected = capsys.readouterr().err.splitlines()
-    assert on_cluster(cluster, tiny_model_path, parts, tmp_path / "scored", "--summary") == 0
-    found = capsys.readouterr().err.splitlines()
+    result = predict_run("--input", whole, "--output", tmp_path / "whole.out.csv", "--summary")
+    assert result.code == 0, result.err
+    expected = result.err.splitlines()
+    result = on_cluster(predict_run, cluster, parts, tmp_path / "scored", "--summary")
+    assert result.code == 0, result.err
+    found = result.err.splitlines()
     assert found[0] == expected[0] == "summary: 41 rows read, 41 scored, 0 unreadable"
     assert [line for line in found if "flagged (" in line] == [line for line in expected if "flagged (" in line]
 
 
-def test_a_bad_file_fails_in_one_line_naming_it(cluster, tiny_model_path, tmp_path, capsys):
+def test_a_bad_file_fails_in_one_line_naming_it(cluster, predict_run, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     write(frame(5), folder / "a.csv")
     bad = folder / "b.jsonl"
     bad.write_text('{"id": "1", "text": "又被国保约去喝茶了"}\n{"id": 2, "text": \n', encoding="utf-8")
     out = tmp_path / "scored"
-    capsys.readouterr()
-    assert on_cluster(cluster, tiny_model_path, folder, out, "--format", "jsonl") == 2
-    err = capsys.readouterr().err.strip().splitlines()
+    result = on_cluster(predict_run, cluster, folder, out, "--format", "jsonl")
+    assert result.code == 2
+    err = result.err.strip().splitlines()
     assert len(err) == 1 and str(bad) in err[0] and "line 2" in err[0], err
     assert not (out / SUCCESS).exists() and not manifest(out)["complete"]
 
     # with --on-error mark the row comes out marked, as local predict marks it
-    assert on_cluster(cluster, tiny_model_path, folder, out, "--format", "jsonl", "--on-error", "mark") == 0
-    expected = local(tiny_model_path, bad, tmp_path / "local.jsonl", "--on-error", "mark")
+    assert on_cluster(predict_run, cluster, folder, out, "--format", "jsonl", "--on-error", "mark").code == 0
+    expected = local(predict_run, bad, tmp_path / "local.jsonl", "--on-error", "mark")
     assert (out / "part-00001.jsonl").read_bytes() == expected
     assert json.loads(expected.decode().splitlines()[1])["error"].startswith("line 2")
 
 
-def test_resume_rewrites_only_the_missing_parts(cluster, tiny_model_path, mixed, tmp_path):
+def test_resume_rewrites_only_the_missing_parts(cluster, predict_run, mixed, tmp_path):
     out = tmp_path / "scored"
-    assert on_cluster(cluster, tiny_model_path, mixed, out) == 0
+    assert on_cluster(predict_run, cluster, mixed, out).code == 0
     before = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.glob("part-*")}
     (out / "part-00002.parquet").unlink()
     (out / SUCCESS).unlink()
     time.sleep(0.01)
-    assert on_cluster(cluster, tiny_model_path, mixed, out, "--resume") == 0
+    assert on_cluster(predict_run, cluster, mixed, out, "--resume").code == 0
     after = {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in out.glob("part-*")}
     assert {name: data for name, (data, _) in after.items()} == {name: data for name, (data, _) in before.items()}
     assert [name for name in after if after[name][1] != before[name][1]] == ["part-00002.parquet"]
     assert (out / SUCCESS).exists() and manifest(out)["rows"] == 50
     # a part made under other options cannot be resumed
-    assert on_cluster(cluster, tiny_model_path, mixed, out, "--resume", "--threshold", "candidacy=0.2") == 2
+    refused = on_cluster(predict_run, cluster, mixed, out, "--resume", "--threshold", "candidacy=0.2")
+    assert refused.code == 2 and "other settings" in refused.err
 
 
-def test_a_killed_worker_leaves_the_output_exactly_complete(cluster, tiny_model_path, tmp_path):
+def test_a_killed_worker_leaves_the_output_exactly_complete(cluster, predict_run, tmp_path):
     folder = tmp_path / "in"
     folder.mkdir()
     frames = [frame(1500, 10_000 * n) for n in range(10)]
@@ -170,7 +170,7 @@ def test_a_killed_worker_leaves_the_output_exactly_complete(cluster, tiny_model_
     out = tmp_path / "scored"
     codes = []
     worker = threading.Thread(target=lambda: codes.append(
-        on_cluster(cluster, tiny_model_path, folder, out, "--format", "csv", "--chunk-size", "100")))
+        on_cluster(predict_run, cluster, folder, out, "--format", "csv", "--chunk-size", "100").code))
     worker.start()
     deadline = time.monotonic() + 60
     while not any(out.glob("part-*.csv")) and time.monotonic() < deadline:
@@ -181,7 +181,7 @@ def test_a_killed_worker_leaves_the_output_exactly_complete(cluster, tiny_model_
     unfinished = 10 - len(list(out.glob("part-*.csv")))
     worker.join(timeout=90)
     assert codes == [0] and unfinished > 0
-    expected = local(tiny_model_path, whole, tmp_path / "whole.out.csv", "--chunk-size", "100").decode()
+    expected = local(predict_run, whole, tmp_path / "whole.out.csv", "--chunk-size", "100").decode()
     header, *rows = expected.splitlines(keepends=True)
     parts = [(out / f"part-{n:05d}.csv").read_text(encoding="utf-8") for n in range(10)]
     assert all(part.startswith(header) for part in parts)

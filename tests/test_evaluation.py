@@ -208,3 +208,15 @@ def test_the_tiny_project_evaluation(tiny_params):
         assert headline[label]["model"]["f1"] == metrics[label]["model"]["f1"]
         frames = plots.read_label(params.root_path(params.paths.plots), label)
         assert len(frames["confusion"]) == metrics[label]["posts"]
+
+
+def test_dvclive_in_a_repository_without_a_commit_is_a_one_line_error(tmp_path, monkeypatch):
+    import subprocess
+
+    from pipeline import plots
+    from pipeline.errors import UserError
+
+    subprocess.run(["git", "init", "-q", str(tmp_path)], check=True)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="commit once"):
+        plots.open_live(tmp_path / "evaluation")

@@ -19,25 +19,20 @@ import pandas as pd
 import pytest
 
 import pipeline.model
+from pipeline import model_file
 from pipeline.errors import UserError
-from pipeline.predict import cli as predict_cli
 
 LABELS = ["candidacy", "police_warning"]
 PREDICTED = ["candidacy_prob", "candidacy", "police_warning_prob", "police_warning"]
 
 
 @pytest.fixture
-def predict(tiny_model, tiny_model_path, monkeypatch, capsysbinary):
+def predict(predict_run):
     """Run predict in-process on the tiny model (loaded once per session); returns (exit code, stdout, stderr)."""
-    loaded = {str(tiny_model_path): tiny_model}
-    real_load = pipeline.model.load_model
-    monkeypatch.setattr(pipeline.model, "load_model", lambda path=None: loaded.get(str(path)) or real_load(path))
 
-    def run(*args: str, model=tiny_model_path, quiet=True) -> tuple[int, bytes, str]:
-        capsysbinary.readouterr()
-        code = predict_cli(["--model", str(model), *(["-q"] if quiet else []), *map(str, args)])
-        out, err = capsysbinary.readouterr()
-        return code, out, err.decode("utf-8", "replace")
+    def run(*args, **options) -> tuple[int, bytes, str]:
+        result = predict_run(*args, **options)
+        return result.code, result.out, result.err
 
     return run
 
@@ -374,15 +369,18 @@ def test_14_json_lines_to_parquet_when_a_type_changes(predict, tmp_path):
 
 
 
+@pytest.mark.parametrize("resealed", [False, True])
 @pytest.mark.parametrize("value", ["abc", None, 5, -1, float("nan"), True, "edited"])
-def test_15_card_thresholds_are_validated(predict, model_copy, value):
-    card_path = model_copy.with_name("model_card.json")
+def test_15_card_thresholds_are_validated(predict, model_copy, value, resealed):
+    card_path = model_file.card_path(model_copy)
     card = json.loads(card_path.read_text(encoding="utf-8"))
     card["thresholds"]["candidacy"] = min(0.99, card["thresholds"]["candidacy"] + 0.1) if value == "edited" else value
-    card_path.write_text(json.dumps(card), encoding="utf-8")
-    with pytest.raises(UserError, match="candidacy"):
-        pipeline.model.load_model(model_copy)
-    one_line_error(predict("好", model=model_copy), "model card", "candidacy")
+    # Edited by hand, the card's own SHA-256 no longer holds; sealed again, it no longer agrees with the model file.
+    card_path.write_text(json.dumps(model_file.sealed(card) if resealed else card), encoding="utf-8")
+    expected = "labels or thresholds are not the model file's" if resealed else "was edited after training"
+    with pytest.raises(UserError, match=expected):
+        model_file.load_model(model_copy)
+    one_line_error(predict("好", model=model_copy), "card", expected)
 
 
 # --- the Python API and the per-post cap -----------------------------------------------------------------------

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from conftest import FIXTURES, ROOT
 
-from pipeline.keywords import Searchable, boolean_query, discover, main
+from pipeline.keyword_discovery import Searchable, boolean_query, discover
+from pipeline.keywords import main
+from tests.conftest import FIXTURES, ROOT
 
 POOL = FIXTURES / "review_pool.csv"
 PARAMS = str(ROOT / "configs" / "params.yaml")
@@ -15,7 +16,7 @@ PLANTED = "蓝衣服"  # a made-up euphemism for the police, in the fixture pool
 
 @pytest.fixture
 def run(real_model, monkeypatch, capsys):
-    monkeypatch.setattr("pipeline.model.load_model", lambda path=None: real_model)
+    monkeypatch.setattr("pipeline.model_file.load_model", lambda path=None: real_model)
 
     def run(*argv: str) -> tuple[int, str, str]:
         capsys.readouterr()

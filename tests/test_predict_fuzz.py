@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import pipeline.model
+import pipeline.model_file
 from pipeline.predict import cli as predict_cli
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -42,10 +42,10 @@ FUZZ_SETTINGS = settings(max_examples=120, deadline=None, derandomize=True,
 @pytest.fixture(scope="module")
 def cached(tiny_model, tiny_model_path):
     """predict's model loading, reused across the module's many in-process runs."""
-    real = pipeline.model.load_model
-    pipeline.model.load_model = lambda path=None: tiny_model if str(path) == str(tiny_model_path) else real(path)
+    real = pipeline.model_file.load_model
+    pipeline.model_file.load_model = lambda path=None: tiny_model if str(path) == str(tiny_model_path) else real(path)
     yield tiny_model_path, tiny_model
-    pipeline.model.load_model = real
+    pipeline.model_file.load_model = real
 
 
 @FUZZ_SETTINGS

@@ -1,7 +1,8 @@
-"""predict under kills, interrupts and a full disk: no orphan workers, no stray temporary files, no traceback.
+"""predict as a real process: kills, interrupts, a closed pipe, a full disk, `python -m`, the console script, and
+what a run imports. No orphan workers, no stray temporary files, no traceback.
 
-These need real processes (signals, kills, pipes) or a real small file system; everything else about predict is
-tested in-process.
+These need real processes (signals, kills, pipes, imports) or a real small file system; everything else about
+predict is tested in-process (tests/test_predict.py and others, through the ``predict_run`` fixture).
 """
 
 from __future__ import annotations
@@ -15,8 +16,6 @@ import time
 from pathlib import Path
 
 import pytest
-
-from pipeline.predict import cli as predict_cli
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -79,8 +78,9 @@ def temp_files(folder: Path) -> list[str]:
 
 
 def started_scoring(process: subprocess.Popen, out: Path, jobs: int) -> bool:
-    """The run is under way: its temporary output exists and (with --jobs 2) its worker has been forked."""
-    return bool(temp_files(out.parent)) and (jobs == 1 or bool(children(process.pid)))
+    """The run is under way: rows have reached its temporary output and (with --jobs 2) its worker is forked."""
+    written = [p for p in out.parent.iterdir() if p.name.endswith(".tmp") and p.stat().st_size > 0]
+    return bool(written) and (jobs == 1 or bool(children(process.pid)))
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
@@ -97,12 +97,12 @@ def test_sigterm_and_sigint_stop_cleanly(tiny_model_path, big_input, tmp_path, j
     assert process.returncode == code, err
     assert "Traceback" not in err and err.strip().splitlines()[-1] in ("interrupted", "terminated")
     assert wait_until(lambda: not alive(workers), timeout=10)
-    assert list(tmp_path.iterdir()) == []  # no output and no temporary file
+    assert list(tmp_path.iterdir()) == [], err  # no output and no temporary file
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_sigkill_leaves_no_worker_and_the_next_run_sweeps_the_temporary_file(tiny_model_path, big_input, tmp_path,
-                                                                             jobs):
+                                                                             jobs, predict_run):
     out = tmp_path / "scored.jsonl"
     # stderr shared with the workers: a worker that outlived its parent would keep this pipe open forever.
     process = start(tiny_model_path, "--input", big_input, "--output", out, "--jobs", jobs, "--chunk-size", "500")
@@ -116,17 +116,18 @@ def test_sigkill_leaves_no_worker_and_the_next_run_sweeps_the_temporary_file(tin
     left = temp_files(tmp_path)
     assert left and not out.exists()
     (tmp_path / "small.txt").write_text("\n".join(POSTS) + "\n", encoding="utf-8")
-    assert predict_cli(["--model", str(tiny_model_path), "-q", "--input", str(tmp_path / "small.txt"),
-                        "--output", str(out)]) == 0
+    assert predict_run("--input", tmp_path / "small.txt", "--output", out).code == 0
     assert temp_files(tmp_path) == [] and len(out.read_text(encoding="utf-8").splitlines()) == len(POSTS)
 
 
-def test_a_live_runs_temporary_file_is_not_swept(tiny_model_path, tmp_path):
+def test_a_live_runs_temporary_file_is_not_swept(predict_run, tmp_path):
     out = tmp_path / "scored.jsonl"
     mine = tmp_path / f".scored.jsonl.{os.getppid()}.tmp"  # a process that is alive: our parent
     mine.write_text("in progress")
-    assert predict_cli(["--model", str(tiny_model_path), "-q", "好", "--output", str(out)]) == 0
-    assert mine.exists()
+    dead = tmp_path / f".scored.jsonl.{2**22 + 1}.tmp"  # above Linux's largest process id: no such process
+    dead.write_text("left by a killed run")
+    assert predict_run("好", "--output", out).code == 0
+    assert mine.exists() and not dead.exists()
 
 
 def test_process_substitution_input_with_a_progress_bar(tiny_model_path):
@@ -135,6 +136,56 @@ def test_process_substitution_input_with_a_progress_bar(tiny_model_path):
     result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=ENV, capture_output=True, timeout=120)
     assert result.returncode == 0, result.stderr.decode()
     assert [json.loads(line)["id"] for line in result.stdout.decode().splitlines()] == [1, 2]
+
+
+def test_a_reader_that_stops_early_ends_the_run_quietly(tiny_model_path, big_input):
+    # `predict … | head -1`: the pipe closes after one line; predict ends with exit 0, no traceback, no worker left.
+    command = (f"{sys.executable} -m pipeline.predict --model {tiny_model_path} -q --jobs 2 --chunk-size 500 "
+               f"--input {big_input} | head -1; echo \"exit ${{PIPESTATUS[0]}}\" >&2")
+    result = subprocess.run(["bash", "-c", command], cwd=ROOT, env=ENV, capture_output=True, timeout=120)
+    err = result.stderr.decode("utf-8")
+    assert json.loads(result.stdout.decode("utf-8"))["id"] == 0
+    assert err.strip().splitlines() == ["exit 0"], err
+
+
+def imported(stderr: bytes) -> set[str]:
+    """The top-level packages a `python -X importtime` run imported."""
+    lines = stderr.decode("utf-8", "replace").splitlines()
+    return {line.split("|")[-1].strip().split(".")[0] for line in lines if line.startswith("import time:")}
+
+
+HEAVY = {"sklearn", "scipy", "pandas"}
+
+
+def test_python_m_scores_without_scikit_learn_scipy_or_pandas(tiny_model_path):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.predict", "--model",
+                             str(tiny_model_path), "我被约谈了"], cwd=ROOT, env=ENV, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    assert json.loads(result.stdout)["text"] == "我被约谈了"
+    modules = imported(result.stderr)
+    assert {"numpy", "jieba", "opencc", "pipeline"} <= modules
+    assert not modules & (HEAVY | {"tqdm", "pyarrow"})  # tqdm: stderr is not a terminal; pyarrow: no Parquet
+
+
+def test_an_input_error_comes_before_anything_heavy_is_imported(tiny_model_path, tmp_path):
+    result = subprocess.run([sys.executable, "-X", "importtime", "-m", "pipeline.predict", "--model",
+                             str(tiny_model_path), "--input", str(tmp_path / "nope.csv")], cwd=ROOT, env=ENV,
+                            capture_output=True, timeout=120)
+    err = [line for line in result.stderr.decode().splitlines() if not line.startswith("import time:")]
+    assert result.returncode == 2 and err == [f"error: input file not found: {tmp_path / 'nope.csv'}"]
+    assert not imported(result.stderr) & (HEAVY | {"numpy", "jieba", "rjieba", "opencc"})
+
+
+def test_the_console_script(tiny_model_path):
+    script = Path(sys.executable).with_name("weibo-predict")
+    if not script.exists():
+        pytest.skip("the package is not installed in this environment (pip install -e .)")
+    result = subprocess.run([str(script), "--model", str(tiny_model_path), "-q", "--format", "csv", "又被喝茶了"],
+                            cwd=ROOT, env=ENV, capture_output=True, timeout=120)
+    assert result.returncode == 0, result.stderr.decode()
+    header, row = result.stdout.decode("utf-8").splitlines()
+    assert header == "text,candidacy_prob,candidacy,police_warning_prob,police_warning"
+    assert row.startswith("又被喝茶了,")
 
 
 # --- a full disk -------------------------------------------------------------------------------------------------
@@ -156,7 +207,7 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.parametrize("fmt", ["csv", "jsonl", "parquet", "csv.gz"])
-def test_a_full_disk_keeps_the_previous_output(tiny_model_path, small_disk, tmp_path, capsys, fmt):
+def test_a_full_disk_keeps_the_previous_output(predict_run, small_disk, tmp_path, fmt):
     out = small_disk / f"scored.{fmt}"
     out.write_bytes(b"previous complete output\n")
     filler = small_disk / "filler"
@@ -164,22 +215,22 @@ def test_a_full_disk_keeps_the_previous_output(tiny_model_path, small_disk, tmp_
     source = tmp_path / "posts.txt"
     rng = __import__("random").Random(13)
     source.write_text("".join("".join(chr(rng.randint(0x4E00, 0x9FFF)) for _ in range(60)) + "\n"
-                              for _ in range(3000)), encoding="utf-8")
-    code = predict_cli(["--model", str(tiny_model_path), "-q", "--input", str(source), "--output", str(out)])
-    err = capsys.readouterr().err
+                              for _ in range(1000)), encoding="utf-8")  # 180 KB of text: more than the room left
+    result = predict_run("--input", source, "--output", out)
+    code, err = result.code, result.err
     assert code == 2, err
     assert err.strip().splitlines() == [f"error: cannot write {out}: No space left on device"]
     assert out.read_bytes() == b"previous complete output\n"
     assert sorted(p.name for p in small_disk.iterdir()) == ["filler", out.name]
 
 
-def test_a_disk_that_fills_at_close_keeps_the_previous_output(tiny_model_path, small_disk, capsys):
+def test_a_disk_that_fills_at_close_keeps_the_previous_output(predict_run, small_disk):
     out = small_disk / "scored.jsonl"
     out.write_bytes(b"previous complete output\n")
     # Leave less room than one buffered block: the writes fit in memory and the disk fills when the file is closed.
     (small_disk / "filler").write_bytes(b"\0" * (256 * 1024 - 4096 - 100))
     posts = ["又被国保约谈了" * 40] * 10
-    code = predict_cli(["--model", str(tiny_model_path), "-q", *posts, "--output", str(out)])
-    err = capsys.readouterr().err
+    result = predict_run(*posts, "--output", out)
+    code, err = result.code, result.err
     assert code == 2 and "No space left on device" in err and "Traceback" not in err, err
     assert out.read_bytes() == b"previous complete output\n"

@@ -10,13 +10,16 @@ import jsonschema
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import FIXTURES, ROOT, tiny_project
 
 from pipeline.config import load_params
 from pipeline.data import read_background_labels, read_labeled_file
-from pipeline.suggest import main, quotas, select_queue
+from pipeline.errors import UserError
+from pipeline.pool import read_pool
+from pipeline.review_queue import quotas, select_queue
+from pipeline.suggest import main
+from tests.conftest import FIXTURES, ROOT, tiny_project
 
-MODEL = str(ROOT / "models" / "model.joblib")
+MODEL = str(ROOT / "models" / "model.npz")
 POOL = FIXTURES / "review_pool.csv"
 SCHEMAS = FIXTURES / "label_studio"
 
@@ -25,7 +28,7 @@ SCHEMAS = FIXTURES / "label_studio"
 def project(tmp_path, real_model, monkeypatch) -> Path:
     """A copy of the project's configs with the fixture data; the background pool is tests/fixtures/background.csv.
     The trained model is loaded once for the session, not once per command."""
-    monkeypatch.setattr("pipeline.model.load_model", lambda path=None: real_model)
+    monkeypatch.setattr("pipeline.model_file.load_model", lambda path=None: real_model)
     return tiny_project(tmp_path / "project")
 
 
@@ -117,6 +120,27 @@ def test_csv_round_trip_keeps_pool_text_out_of_the_repository(project, tmp_path)
     # Importing the same labels again changes nothing; labeling a post otherwise is refused.
     assert main(["import", str(tmp_path / "bg.csv"), "--params", str(project)]) == 0
     assert len(read_background_labels(params)) == len(labels)
+    flipped = background.head(1).assign(candidacy="1")
+    flipped.to_csv(tmp_path / "flipped.csv", index=False)
+    before = (root / "data" / "background_labels.csv").read_bytes()
+    assert main(["import", str(tmp_path / "flipped.csv"), "--params", str(project)]) == 2
+    assert (root / "data" / "background_labels.csv").read_bytes() == before
+
+
+def test_a_refused_file_changes_nothing(project, tmp_path, capsys):
+    """A file whose last row is refused adds none of its rows: no half-imported review."""
+    root = project.parent.parent
+    pool = pd.read_csv(FIXTURES / "background.csv", dtype=str)
+    path = tmp_path / "mixed.csv"
+    pd.DataFrame({"id": ["", pool["id"][0], pool["id"][0]], "text": ["一条新的帖子，此前没人标过", "x", "x"],
+                  "candidacy": ["0", "0", "0"], "police_warning": ["0", "0", "1"],
+                  "pool": ["", "background", "background"]}).to_csv(path, index=False)
+    labels_before = (root / "data" / "background_labels.csv").read_bytes()
+    capsys.readouterr()
+    assert main(["import", str(path), "--params", str(project)]) == 2
+    assert "labeled twice" in capsys.readouterr().err
+    assert not list((root / "data" / "labeled").glob("suggested-*.csv"))
+    assert (root / "data" / "background_labels.csv").read_bytes() == labels_before
 
 
 def export_of(tasks: list[dict], choices: list[dict[str, str]]) -> list[dict]:
@@ -216,7 +240,7 @@ def test_conflicting_labels_and_bad_exports_are_refused(project, tmp_path, capsy
     (tmp_path / "unknown.csv").write_text("id,text,candidacy,police_warning,pool\nbg-9999,x,0,0,background\n",
                                           encoding="utf-8")
     for name, message in (("conflict.csv", "labeled otherwise in tiny.csv"), ("maybe.json", "must be 'yes' or 'no'"),
-                          ("broken.json", "not a Label Studio JSON export"), ("twice.csv", "labeled twice"),
+                          ("broken.json", "cannot read Label Studio JSON export"), ("twice.csv", "labeled twice"),
                           ("unknown.csv", "not in the background pool")):
         capsys.readouterr()
         assert main(["import", str(tmp_path / name), "--params", str(project)]) == 2
@@ -246,3 +270,25 @@ def test_cli_in_a_real_process(project, tmp_path, cli):
     result = cli("-m", "pipeline.suggest", "import", str(bad), "--params", str(project))
     assert result.returncode == 2
     assert result.stderr.decode().strip().count("\n") == 0 and b"must be 0 or 1" in result.stderr
+
+
+def test_pool_reads_ids_from_every_format(tmp_path):
+    """Every post of a pool comes out once, in file order, with its id (or its row number), whatever the format."""
+    texts = ["第一条", "第二条", "第三条"]
+    (tmp_path / "posts.csv").write_text("id,text\na1,第一条\n,第二条\na3,第三条\n", encoding="utf-8")
+    (tmp_path / "posts.jsonl").write_text('{"id": "a1", "text": "第一条"}\n{"text": "第二条"}\n'
+                                          '{"id": 3, "text": "第三条"}\n', encoding="utf-8")
+    (tmp_path / "posts.txt").write_text("\n".join(texts) + "\n", encoding="utf-8")
+    pd.DataFrame({"id": ["a1", None, "a3"], "text": texts}).to_parquet(tmp_path / "posts.parquet", index=False)
+    expected = {"csv": ["a1", "row-2", "a3"], "jsonl": ["a1", "row-2", "3"], "txt": ["row-1", "row-2", "row-3"],
+                "parquet": ["a1", "row-2", "a3"]}
+    for suffix, ids in expected.items():
+        frame = read_pool(tmp_path / f"posts.{suffix}")
+        assert frame["id"].tolist() == ids and frame["text"].tolist() == texts, suffix
+    assert read_pool(tmp_path / "posts.csv", limit=2)["id"].tolist() == ["a1", "row-2"]
+    (tmp_path / "twice.csv").write_text("id,text\nx,一\nx,二\n", encoding="utf-8")
+    with pytest.raises(UserError, match="'x' occurs twice"):
+        read_pool(tmp_path / "twice.csv")
+    (tmp_path / "header.csv").write_text("id,text\n", encoding="utf-8")
+    with pytest.raises(UserError):
+        read_pool(tmp_path / "header.csv")
