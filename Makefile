@@ -14,9 +14,7 @@ export DVC_NO_ANALYTICS := 1
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, this is " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	# --no-compile: byte-code is compiled on first import for the modules used, not for every installed file (30 s)
-	$(BIN)/python -m pip install --quiet --no-compile -e '.[dev,dask]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
 	touch $(STAMP)
 
 setup: $(STAMP)
