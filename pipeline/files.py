@@ -33,7 +33,8 @@ def _umask() -> int:
 FILE_MODE = 0o666 & ~_umask()
 
 
-_TMP = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
+# What temporary_path names: the file being written and the writer's pid.
+TEMPORARY = re.compile(r"^\.(?P<name>.+)\.(?P<pid>\d+)\.tmp$")
 
 
 def temporary_path(path: Path) -> Path:
@@ -56,7 +57,7 @@ def sweep_stale(target: Path) -> list[Path]:
     removed = []
     with contextlib.suppress(OSError):
         for entry in target.parent.iterdir():
-            found = _TMP.match(entry.name)
+            found = TEMPORARY.match(entry.name)
             if found and found["name"] == target.name and not _alive(int(found["pid"])):
                 with contextlib.suppress(OSError):
                     entry.unlink()

@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from pipeline import files
 from pipeline.errors import UserError
 from pipeline.model import Folds, Model, check_thresholds
 from pipeline.segmenter import Segmenter
@@ -87,8 +88,6 @@ def _meta(model: Model) -> dict[str, Any]:
 
 def save(model: Model, path: str | Path) -> tuple[str, int]:
     """Write the model file (atomically, uncompressed so it loads fast); returns its SHA-256 and size."""
-    from pipeline import files
-
     folds = model.folds
     arrays = {**model.vectorizer.arrays(), "weights": folds.weights, "intercepts": folds.intercepts,
               "slopes": folds.slopes, "offsets": folds.offsets,
@@ -126,14 +125,8 @@ def sealed(card: dict) -> dict:
 
 
 def read_card(path: Path) -> dict:
-    try:
-        card = json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise UserError(f"model card {path} is missing: the model cannot be verified; retrain with "
-                        "make repro") from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise UserError(f"model card {path} is unreadable ({err.__class__.__name__}); retrain with "
-                        "make repro") from None
+    card = files.read_json(path, "model card", missing=f"model card {path} is missing: the model cannot be "
+                           "verified; retrain with make repro")
     if not isinstance(card, dict) or card.get("format") != CARD_FORMAT or not isinstance(card.get("model"), dict):
         raise UserError(f"model card {path} is not a card this version understands; retrain with make repro")
     if card.get("card_sha256") != _card_digest(card):

@@ -78,10 +78,11 @@ def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featu
     classifier = make_classifier(params)
     classifier.fit(X, table[labels].to_numpy(), sample_weight=table["weight"].to_numpy())
     pipeline = build_pipeline(params, featurizer=featurizer, classifier=classifier)
-    log.info("trained on %d posts (%d labeled, %d background), %d features", len(table),
-             int((table["origin"] == "labeled").sum()), int((table["origin"] == "background").sum()), X.shape[1])
-    return pipeline, {"train_posts": int(len(table)), "train_labeled": int((table["origin"] == "labeled").sum()),
-                      "train_background": int((table["origin"] == "background").sum()), "features": int(X.shape[1])}
+    origin = table["origin"].value_counts()
+    training = {"train_posts": int(len(table)), "train_labeled": int(origin.get("labeled", 0)),
+                "train_background": int(origin.get("background", 0)), "features": int(X.shape[1])}
+    log.info("trained on %d posts (%d labeled, %d background), %d features", *training.values())
+    return pipeline, training
 
 
 def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:

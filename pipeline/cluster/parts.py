@@ -6,12 +6,12 @@ from __future__ import annotations
 import argparse
 import glob
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline import streams
 from pipeline.errors import UserError
+from pipeline.files import TEMPORARY, read_json, write_json
 
 MANIFEST = "_manifest.json"
 SUCCESS = "_SUCCESS"
@@ -64,8 +64,6 @@ def settings_of(args: argparse.Namespace, out_format: str, thresholds: dict, dig
 
 
 def read_manifest(folder: Path) -> dict | None:
-    from pipeline.files import read_json
-
     path = folder / MANIFEST
     if not path.exists():
         return None
@@ -95,8 +93,6 @@ def finished_parts(manifest: dict | None, settings: dict, todo: list[Partition],
 
 def write_manifest(folder: Path, settings: dict, entries: dict[str, dict], todo: list[Partition],
                    complete: bool) -> None:
-    from pipeline.files import write_json
-
     parts = [entries[p.part] for p in todo if p.part in entries]
     write_json({"format": MANIFEST_FORMAT, "complete": complete, "settings": settings, "parts": parts,
                 "rows": sum(e["rows"] for e in parts), "written": sum(e["written"] for e in parts)},
@@ -115,6 +111,6 @@ def sweep_temporary(folder: Path, todo: list[Partition]) -> None:
     """Remove temporary files of parts whose writer was killed (none is running once the run is over)."""
     names = {p.part for p in todo}
     for entry in folder.iterdir():
-        found = re.fullmatch(r"\.(?P<name>.+)\.\d+\.tmp", entry.name)
+        found = TEMPORARY.match(entry.name)
         if found and found["name"] in names:
             entry.unlink(missing_ok=True)
