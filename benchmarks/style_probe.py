@@ -36,7 +36,7 @@ def main() -> None:
 
     from pipeline import files
     from pipeline.config import load_params
-    from pipeline.features import docs_of, make_featurizer, training_posts
+    from pipeline.features import docs_of, make_featurizer, make_norm, training_posts
     from pipeline.recipe import make_classifier
     from pipeline.segmenter import make_segmenter
     from pipeline.text import make_normalizer, readable
@@ -58,6 +58,8 @@ def main() -> None:
                    for frame in (lab, bg))
         featurizer = make_featurizer(params).fit(docs_of(training_posts(lab, bg.assign(split="train"))))
         X = featurizer.transform(docs_of(lab) + docs_of(bg))
+        norm = make_norm(params, params.labels[0])  # the probe normalises rows as the label models do
+        X = X if norm == "passthrough" else norm.fit_transform(X)
         is_corpus = np.r_[np.ones(len(lab)), np.zeros(len(bg))]
         probe = LogisticRegression(C=4.0, class_weight="balanced", solver="liblinear")
         auc = roc_auc_score(is_corpus, cross_val_predict(probe, X, is_corpus, cv=5, method="predict_proba")[:, 1])
@@ -69,9 +71,10 @@ def main() -> None:
         # The label models, trained as the train stage trains them (without calibration, for speed).
         train = lab[lab["split"] == "train"]
         X_train = featurizer.transform(docs_of(train))
-        classifier = make_classifier(params).estimator.estimator
-        for label in params.labels:
-            coef = classifier.fit(X_train, train[label]).coef_.ravel()
+        for j, label in enumerate(params.labels):
+            classifier = make_classifier(params).estimators[j]
+            classifier.set_params(linear=classifier.named_steps["linear"].estimator)
+            coef = classifier.fit(X_train, train[label]).named_steps["linear"].coef_.ravel()
             top = np.argsort(-coef)[:TOP]
             shared = [str(names[i]) for i in top if i in style]
             print(f"  {label}: {len(shared)} of its top {TOP} features are among the probe's top {TOP}: {shared}")

@@ -106,6 +106,11 @@ class FeaturesConfig:
     max_char_features: int | None
     sublinear_tf: bool
     norm_floor_quantile: float | None
+    norm_power: dict[str, float]
+
+    def power(self, label: str) -> float:
+        """The label's norm power (1, plain L2 above the floor, unless ``norm_power`` says otherwise)."""
+        return self.norm_power.get(label, 1.0)
 
 
 @dataclass(frozen=True)
@@ -179,6 +184,13 @@ class Params:
             raise UserError(f"{self.source}: thresholds.f1_tolerance must be from 0 to below 1")
         if bg.embedded_posts < 0:
             raise UserError(f"{self.source}: background.embedded_posts must be 0 or more")
+        for label, power in self.features.norm_power.items():
+            if label not in self.labels:
+                raise UserError(f"{self.source}: features.norm_power names {label!r}, which is not one of the labels")
+            if not 0 <= power <= 1:
+                raise UserError(f"{self.source}: features.norm_power.{label} must be from 0 to 1")
+            if power != 1 and self.features.norm_floor_quantile is None:
+                raise UserError(f"{self.source}: features.norm_power needs features.norm_floor_quantile")
         if self.train.C <= 0:
             raise UserError(f"{self.source}: train.C must be positive")
 

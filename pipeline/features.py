@@ -31,6 +31,7 @@ from sklearn.utils.extmath import row_norms
 
 from pipeline import ngrams
 from pipeline.segmenter import Doc
+from pipeline.vectors import norm_scale
 
 
 class _NgramCounter(TransformerMixin, BaseEstimator):
@@ -157,10 +158,12 @@ class WordNgramCounter(_NgramCounter):
 
 
 class FlooredL2Norm(TransformerMixin, BaseEstimator):
-    """Divides each row by ``max(its L2 norm, floor)``; the floor is a quantile of the fitted rows' norms."""
+    """Divides each row by ``max(its L2 norm, floor) ** power * floor ** (1 - power)``; the floor is a quantile of
+    the fitted rows' norms. With ``power`` 1 that is ``max(norm, floor)``."""
 
-    def __init__(self, quantile: float = 0.5):
+    def __init__(self, quantile: float = 0.5, power: float = 1.0):
         self.quantile = quantile
+        self.power = power
 
     def fit(self, X, y=None):
         if not 0.0 <= self.quantile <= 1.0:
@@ -171,7 +174,7 @@ class FlooredL2Norm(TransformerMixin, BaseEstimator):
         return self
 
     def transform(self, X) -> sp.csr_matrix:
-        scale = 1.0 / np.maximum(row_norms(X), self.floor_)
+        scale = norm_scale(row_norms(X), self.floor_, self.power)
         return sp.csr_matrix(sp.diags(scale.astype(X.dtype)) @ X)
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
@@ -179,7 +182,8 @@ class FlooredL2Norm(TransformerMixin, BaseEstimator):
 
 
 def make_featurizer(params) -> Pipeline:
-    """The unfitted featurizer the config describes: word and character n-gram TF-IDF, then normalisation."""
+    """The unfitted featurizer the config describes: word and character n-gram TF-IDF (each block L2-normalised
+    when there is no floor; otherwise raw, and each label's classifier normalises rows its own way)."""
     cfg = params.features
     floored = cfg.norm_floor_quantile is not None
     block_norm = None if floored else "l2"
@@ -193,9 +197,16 @@ def make_featurizer(params) -> Pipeline:
                                    max_features=cfg.max_char_features)),
         ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
     ])
-    union = FeatureUnion([("words", words), ("chars", chars)])
-    norm = FlooredL2Norm(cfg.norm_floor_quantile) if floored else "passthrough"
-    return Pipeline([("ngrams", union), ("norm", norm)])
+    return Pipeline([("ngrams", FeatureUnion([("words", words), ("chars", chars)]))])
+
+
+def make_norm(params, label: str):
+    """The label's row normalisation, fitted with its classifier: the floored norm, or nothing when each block is
+    L2-normalised on its own (``features.norm_floor_quantile: null``)."""
+    cfg = params.features
+    if cfg.norm_floor_quantile is None:
+        return "passthrough"
+    return FlooredL2Norm(cfg.norm_floor_quantile, cfg.power(label))
 
 
 def docs_of(frame) -> list[Doc]:

@@ -82,16 +82,21 @@ def _batches(texts: list[str], budget: int = BATCH_CHARS) -> list[tuple[int, int
 @dataclass
 class Folds:
     """Per label, its calibrated folds: one column each in ``weights`` (columns x features), ``intercepts``,
-    ``slopes`` and ``offsets``; ``columns[j]`` lists label j's columns."""
+    ``slopes`` and ``offsets``; ``columns[j]`` lists label j's columns, ``powers[j]`` its norm power
+    (:mod:`pipeline.vectors`)."""
 
     weights: np.ndarray
     intercepts: np.ndarray
     slopes: np.ndarray
     offsets: np.ndarray
     columns: list[list[int]]
+    powers: list[float]
 
     def proba(self, X: SparseRows) -> np.ndarray:
         decisions = X.dot(self.weights)
+        for power, columns in zip(self.powers, self.columns, strict=True):
+            if power != 1:  # rows divided by max(norm, floor) ** power * floor ** (1 - power), not max(norm, floor)
+                decisions[:, columns] *= (X.stretch ** (1.0 - power))[:, None]
         decisions += self.intercepts
         with np.errstate(over="ignore"):  # exp overflowing to inf gives the right limit, 0
             fold_proba = 1.0 / (1.0 + np.exp(self.slopes * decisions + self.offsets))

@@ -33,7 +33,7 @@ from pipeline.text import Normalizer
 from pipeline.vectors import Block, Vectorizer
 
 FORMAT = "weibo-signals/model"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: a norm power per label
 CARD_FORMAT = 2
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = Path("models/model.npz")
@@ -47,11 +47,16 @@ def export(pipeline, card: dict) -> Model:
     """The :class:`Model` of a fitted pipeline (normalize -> segment -> features -> classify) made in
     :func:`pipeline.recipe.build_pipeline`: sigmoid-calibrated binary linear classifiers, one per label."""
     steps = pipeline.named_steps
-    union, norm = steps["features"].named_steps["ngrams"], steps["features"].named_steps["norm"]
+    union, labels = steps["features"].named_steps["ngrams"], steps["classify"].estimators_
     (_, words), (_, chars) = union.transformer_list
     word_count, word_tfidf = words.named_steps["count"], words.named_steps["tfidf"]
     char_count, char_tfidf = chars.named_steps["count"], chars.named_steps["tfidf"]
-    floor = None if norm == "passthrough" else float(norm.floor_)
+    norms = [label.named_steps["norm"] for label in labels]
+    floors = {None if norm == "passthrough" else float(norm.floor_) for norm in norms}
+    if len(floors) != 1:
+        raise ValueError("every label must share one normalisation floor")
+    floor = floors.pop()
+    powers = [1.0 if norm == "passthrough" else float(norm.power) for norm in norms]
     if floor is None and (word_tfidf.norm, char_tfidf.norm) != ("l2", "l2"):
         raise ValueError("each block must be L2-normalised when there is no floor")
     vectorizer = Vectorizer(
@@ -62,8 +67,8 @@ def export(pipeline, card: dict) -> Model:
     if word_tfidf.sublinear_tf != char_tfidf.sublinear_tf:
         raise ValueError("both blocks must use the same term-frequency weighting")
     weights, intercepts, slopes, offsets, columns = [], [], [], [], []
-    for calibrated in steps["classify"].estimators_:
-        label_columns = []
+    for label in labels:
+        calibrated, label_columns = label.named_steps["linear"], []
         for fold in calibrated.calibrated_classifiers_:
             estimator = fold.estimator
             if (fold.method != "sigmoid" or len(fold.calibrators) != 1 or list(estimator.classes_) != [0, 1]
@@ -75,7 +80,7 @@ def export(pipeline, card: dict) -> Model:
             slopes.append(float(fold.calibrators[0].a_))
             offsets.append(float(fold.calibrators[0].b_))
         columns.append(label_columns)
-    folds = Folds(np.vstack(weights), np.array(intercepts), np.array(slopes), np.array(offsets), columns)
+    folds = Folds(np.vstack(weights), np.array(intercepts), np.array(slopes), np.array(offsets), columns, powers)
     return Model(normalizer=steps["normalize"], segmenter=steps["segment"], vectorizer=vectorizer, folds=folds,
                  card=card, source="the trained pipeline")
 
@@ -83,7 +88,8 @@ def export(pipeline, card: dict) -> Model:
 def _meta(model: Model) -> dict[str, Any]:
     return {"format": FORMAT, "version": FORMAT_VERSION, "labels": model.labels, "thresholds": model.thresholds,
             "normalizer": model.normalizer.settings(), "segmenter": model.segmenter.settings(),
-            "vectorizer": model.vectorizer.settings(), "columns": model.folds.columns}
+            "vectorizer": model.vectorizer.settings(), "columns": model.folds.columns,
+            "norm_powers": model.folds.powers}
 
 
 def save(model: Model, path: str | Path) -> tuple[str, int]:
@@ -203,7 +209,12 @@ def _model(meta: dict, arrays: dict[str, np.ndarray], card: dict, source: str) -
             or len(arrays["word_idf"]) != len(arrays["word_vocabulary"])
             or len(arrays["char_idf"]) != len(arrays["char_vocabulary"])):
         raise ValueError("array shapes do not agree")
-    folds = Folds(weights, arrays["intercepts"], arrays["slopes"], arrays["offsets"], columns)
+    powers = [float(power) for power in meta["norm_powers"]]
+    if len(powers) != len(columns) or not all(0 <= power <= 1 for power in powers):
+        raise ValueError("norm_powers must hold one power from 0 to 1 per label")
+    if vectorizer.floor is None and any(power != 1 for power in powers):
+        raise ValueError("a norm power below 1 needs a normalisation floor")
+    folds = Folds(weights, arrays["intercepts"], arrays["slopes"], arrays["offsets"], columns, powers)
     return Model(normalizer=Normalizer.from_settings(meta["normalizer"]),
                  segmenter=Segmenter.from_settings(meta["segmenter"]), vectorizer=vectorizer, folds=folds,
                  card=card, source=source)

@@ -3,7 +3,10 @@
 Training fits scikit-learn transformers (:mod:`pipeline.features`); the model file keeps what they learned as
 plain arrays (the vocabularies of n-gram codes, the word table, idf, the normalisation floor), and
 :class:`Vectorizer` computes the same vectors from them: counts, sublinear term frequency times idf, then each row
-divided by ``max(its L2 norm, floor)`` (or each block by its own L2 norm when there is no floor). ``train`` checks
+divided by ``max(its L2 norm, floor)`` (or each block by its own L2 norm when there is no floor). A label with a
+norm power p below 1 divides by ``max(norm, floor) ** p * floor ** (1 - p)`` instead (:func:`norm_scale`): its
+decision is the plain one times ``stretch ** (1 - p)``, where ``stretch = max(norm, floor) / floor`` is kept with the
+rows (:class:`SparseRows`), so the vectors are computed once for every label. ``train`` checks
 that the two agree on every labeled post.
 
 A batch of vectors is a :class:`SparseRows`: the nonzero (row, column, value) triples, which is all
@@ -20,15 +23,25 @@ import numpy as np
 from pipeline import ngrams
 
 
+def norm_scale(norms: np.ndarray, floor: float, power: float) -> np.ndarray:
+    """What each row is multiplied by: ``1 / (max(norm, floor) ** power * floor ** (1 - power))``. A row at or
+    below the floor is divided by the floor whatever the power; above it, power 1 is plain L2 normalisation and
+    a lower power lets a long row keep more of its length."""
+    norms = np.maximum(norms, floor)
+    return 1.0 / norms if power == 1 else 1.0 / (norms ** power * floor ** (1.0 - power))
+
+
 @dataclass
 class SparseRows:
-    """Nonzero entries of an ``n_rows`` x ``n_columns`` matrix, in no particular order."""
+    """Nonzero entries of an ``n_rows`` x ``n_columns`` matrix, in no particular order; ``stretch``: each row's
+    ``max(norm, floor) / floor`` when the rows were divided by ``max(norm, floor)``."""
 
     n_rows: int
     n_columns: int
     row: np.ndarray
     column: np.ndarray
     value: np.ndarray
+    stretch: np.ndarray | None = None
 
     def dot(self, weights: np.ndarray) -> np.ndarray:
         """The matrix product with one weight vector per row of ``weights`` (k x n_columns): n_rows x k."""
@@ -90,7 +103,9 @@ class Vectorizer:
                           np.concatenate([words.column, chars.column + offset]),
                           np.concatenate([words.value, chars.value]))
         if self.floor is not None:
-            rows.scale_rows(1.0 / np.maximum(rows.row_norms(), self.floor))
+            norms = np.maximum(rows.row_norms(), self.floor)
+            rows.scale_rows(1.0 / norms)
+            rows.stretch = norms / self.floor
         return rows
 
     def feature_names(self) -> np.ndarray:

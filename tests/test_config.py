@@ -40,6 +40,9 @@ def test_the_shipped_config_loads():
     (lambda r: r["features"].update(char_ngrams=[1, 5]), "up to 3"),
     (lambda r: r["paths"].update(model_card="models/card.json"), "paths.model_card must be"),
     (lambda r: r.update(extra_section={}), "unknown key 'extra_section'"),
+    (lambda r: r["features"].update(norm_power={"police": 0.5}), "names 'police', which is not one of the labels"),
+    (lambda r: r["features"].update(norm_power={"candidacy": 1.5}), "norm_power.candidacy must be from 0 to 1"),
+    (lambda r: r["features"].update(norm_power={"candidacy": 0.5}, norm_floor_quantile=None), "needs features.norm_f"),
 ])
 def test_mistakes_are_named(tmp_path, change, message):
     path = write_params(tmp_path, change)

@@ -146,17 +146,30 @@ def test_floored_norm_normalises_long_rows_and_damps_short_ones():
     assert np.allclose(out[2], 0.0)                    # an empty post stays empty
 
 
+def test_a_norm_power_below_one_lets_long_rows_keep_part_of_their_length():
+    import numpy as np
+    import scipy.sparse as sp
+
+    from pipeline.features import FlooredL2Norm
+
+    train = sp.csr_matrix(np.array([[3.0, 4.0, 0.0], [6.0, 8.0, 0.0], [0.0, 0.0, 1.0]]))  # norms 5, 10, 1
+    norm = FlooredL2Norm(quantile=0.5, power=0.5).fit(train)
+    out = norm.transform(sp.csr_matrix(np.array([[24.0, 32.0, 0.0], [3.0, 4.0, 0.0], [0.0, 0.0, 1.0]]))).toarray()
+    assert np.allclose(out[0], [24.0, 32.0, 0.0] / np.sqrt(40.0 * 5.0))  # norm 40: divided by 40 ** .5 * 5 ** .5
+    assert np.allclose(out[1], [0.6, 0.8, 0.0])        # at the floor: as with power 1
+    assert np.allclose(out[2], [0.0, 0.0, 0.2])        # below it: divided by the floor, as with power 1
+
+
 def test_plain_l2_when_the_floor_is_off(tiny_params):
     import dataclasses
 
     from pipeline.config import load_params
-    from pipeline.features import make_featurizer
+    from pipeline.features import make_featurizer, make_norm
 
     params = load_params(tiny_params)
     params = dataclasses.replace(params, features=dataclasses.replace(params.features, norm_floor_quantile=None))
-    featurizer = make_featurizer(params)
-    assert featurizer.named_steps["norm"] == "passthrough"
-    blocks = featurizer.named_steps["ngrams"].transformer_list
+    assert all(make_norm(params, label) == "passthrough" for label in params.labels)
+    blocks = make_featurizer(params).named_steps["ngrams"].transformer_list
     assert all(block.named_steps["tfidf"].norm == "l2" for _, block in blocks)
 
 

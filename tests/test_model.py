@@ -71,6 +71,15 @@ def test_without_a_norm_floor_each_block_is_normalised_as_scikit_learn_does(tmp_
     assert check_export(pipeline, model, texts + POSTS[:-2]) <= EXPORT_TOLERANCE
 
 
+def test_a_norm_power_per_label_is_exported_as_fitted(tmp_path):
+    params_path = tiny_project(tmp_path, features__norm_power={"police_warning": 0.5})
+    run_stages(params_path, ("prepare", "segment", "featurize"))
+    pipeline, model, texts = fitted(params_path)
+    assert model.folds.powers == [1.0, 0.5]
+    long_posts = [" ".join(texts[i:i + 8]) for i in range(0, len(texts), 8)]  # far above the floor
+    assert check_export(pipeline, model, texts + long_posts + POSTS[:-2]) <= EXPORT_TOLERANCE
+
+
 def test_explanations_name_the_features_that_raised_the_score(tiny_model):
     label = "police_warning"
     proba, why = tiny_model.score(["昨天又被国保约去喝茶了"], explain=3)

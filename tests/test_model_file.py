@@ -62,12 +62,12 @@ def test_a_missing_card_is_refused(model_copy):
 
 
 def test_another_format_version_is_refused(model_copy):
-    def version_2(arrays):
+    def version_1(arrays):  # the format before norm_power: read by this version, it would score wrongly
         meta = json.loads(arrays["meta"].tobytes())
-        arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 2}).encode(), dtype=np.uint8)
+        arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 1}).encode(), dtype=np.uint8)
 
-    rewrite(model_copy, version_2)
-    refused(model_copy, "format version 2", f"reads format {model_file.FORMAT_VERSION}")
+    rewrite(model_copy, version_1)
+    refused(model_copy, "format version 1", f"reads format {model_file.FORMAT_VERSION}")
 
 
 def test_a_pickled_object_inside_is_refused_unread(model_copy):
