@@ -129,7 +129,7 @@ class ThresholdConfig:
     min_precision: float
     fixed: float
     max_background_far: float | None
-    f1_tolerance: float
+    f1_tolerance: dict[str, float]
 
 
 @dataclass(frozen=True)
@@ -180,13 +180,17 @@ class Params:
         if Path(self.paths.model_card) != model.with_name(f"{model.stem}_card.json"):
             raise UserError(f"{self.source}: paths.model_card must be {model.with_name(model.stem + '_card.json')} "
                             "(the card sits beside its model)")
-        if not 0 <= self.thresholds.f1_tolerance < 1:
-            raise UserError(f"{self.source}: thresholds.f1_tolerance must be from 0 to below 1")
+        for key, per_label in (("features.norm_power", self.features.norm_power),
+                               ("thresholds.f1_tolerance", self.thresholds.f1_tolerance)):
+            for label in per_label:
+                if label not in self.labels:
+                    raise UserError(f"{self.source}: {key} names {label!r}, which is not one of the labels")
+        for label, tolerance in self.thresholds.f1_tolerance.items():
+            if not 0 <= tolerance < 1:
+                raise UserError(f"{self.source}: thresholds.f1_tolerance.{label} must be from 0 to below 1")
         if bg.embedded_posts < 0:
             raise UserError(f"{self.source}: background.embedded_posts must be 0 or more")
         for label, power in self.features.norm_power.items():
-            if label not in self.labels:
-                raise UserError(f"{self.source}: features.norm_power names {label!r}, which is not one of the labels")
             if not 0 <= power <= 1:
                 raise UserError(f"{self.source}: features.norm_power.{label} must be from 0 to 1")
             if power != 1 and self.features.norm_floor_quantile is None:

@@ -112,7 +112,8 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
         y = val[label].to_numpy()
         choice = choose_threshold(y, proba[:, j], None if bg_proba is None else bg_proba[:, j], cfg.rule,
                                   min_precision=cfg.min_precision, fixed=cfg.fixed,
-                                  max_background_far=cfg.max_background_far, f1_tolerance=cfg.f1_tolerance)
+                                  max_background_far=cfg.max_background_far,
+                                  f1_tolerance=cfg.f1_tolerance.get(label, 0.0))
         negatives = y == 0
         fpr = float((proba[negatives, j] >= choice.threshold).mean()) if negatives.any() else None
         thresholds[label] = choice.threshold

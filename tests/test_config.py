@@ -43,6 +43,8 @@ def test_the_shipped_config_loads():
     (lambda r: r["features"].update(norm_power={"police": 0.5}), "names 'police', which is not one of the labels"),
     (lambda r: r["features"].update(norm_power={"candidacy": 1.5}), "norm_power.candidacy must be from 0 to 1"),
     (lambda r: r["features"].update(norm_power={"candidacy": 0.5}, norm_floor_quantile=None), "needs features.norm_f"),
+    (lambda r: r["thresholds"].update(f1_tolerance={"candidacy": 1}), "f1_tolerance.candidacy must be from 0 to below"),
+    (lambda r: r["thresholds"].update(f1_tolerance=0.01), "f1_tolerance must be a mapping"),
 ])
 def test_mistakes_are_named(tmp_path, change, message):
     path = write_params(tmp_path, change)
