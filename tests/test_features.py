@@ -167,7 +167,8 @@ def test_plain_l2_when_the_floor_is_off(tiny_params):
     from pipeline.features import make_featurizer, make_norm
 
     params = load_params(tiny_params)
-    params = dataclasses.replace(params, features=dataclasses.replace(params.features, norm_floor_quantile=None))
+    params = dataclasses.replace(params, features=dataclasses.replace(params.features, norm_floor_quantile=None,
+                                                                          norm_power={}))
     assert all(make_norm(params, label) == "passthrough" for label in params.labels)
     blocks = make_featurizer(params).named_steps["ngrams"].transformer_list
     assert all(block.named_steps["tfidf"].norm == "l2" for _, block in blocks)

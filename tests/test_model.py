@@ -64,7 +64,7 @@ def test_the_saved_file_scores_exactly_as_the_export(tiny, tmp_path):
 
 
 def test_without_a_norm_floor_each_block_is_normalised_as_scikit_learn_does(tmp_path):
-    params_path = tiny_project(tmp_path, features__norm_floor_quantile=None)
+    params_path = tiny_project(tmp_path, features__norm_floor_quantile=None, features__norm_power={})
     run_stages(params_path, ("prepare", "segment", "featurize"))
     pipeline, model, texts = fitted(params_path)
     assert model.vectorizer.floor is None

@@ -21,12 +21,13 @@ _WIDE = str.maketrans("，！？：；（）", ",!?:;()")
 _NARROW = str.maketrans(",!?:;()", "，！？：；（）")
 
 
-_KEPT = re.compile(r"(https?://[\w./?=&%-]+|\[[^\[\]]{1,8}\]|[#@]\S+)")
+_KEPT = re.compile(r"(https?://[\w./?=&%-]+|\[[^\[\]]{1,8}\]|#\S+|(?://)?@\S+)")
 
 
 def _no_punctuation(text: str) -> str:
     """Every punctuation mark and symbol removed, except inside links, emoji codes, hashtags and @names, which a
-    user who leaves out punctuation still types as they are."""
+    user who leaves out punctuation still types as they are, and the ``//`` of a repost chain, which the site
+    writes, not the user."""
     parts = _KEPT.split(text)
     return "".join(part if i % 2 else "".join(c for c in part if unicodedata.category(c)[0] not in "PS")
                    for i, part in enumerate(parts))
