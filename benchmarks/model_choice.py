@@ -58,6 +58,7 @@ OPTIONS: dict[str, dict] = {
     "f1_tolerance_0.02": {"thresholds.f1_tolerance": {"candidacy": 0.02, "police_warning": 0.02}},
     "police_norm_power_0.5": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.5}},
     "police_norm_power_0": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.0}},
+    "police_norm_power_0.25": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.25}},
     "norm_power_0.5_both": {"features.norm_power": {"candidacy": 0.5, "police_warning": 0.5}},
     "police_norm_power_0.5_f1_tolerance_0.01": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.5},
                                                 "thresholds.f1_tolerance": {"candidacy": 0.01,
