@@ -56,13 +56,9 @@ OPTIONS: dict[str, dict] = {
     "embedded_6000": {"background.embedded_posts": 6000},
     "f1_tolerance_0.01": {"thresholds.f1_tolerance": {"candidacy": 0.01, "police_warning": 0.01}},
     "f1_tolerance_0.02": {"thresholds.f1_tolerance": {"candidacy": 0.02, "police_warning": 0.02}},
-    "police_norm_power_0.5": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.5}},
     "police_norm_power_0": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.0}},
     "police_norm_power_0.25": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.25}},
     "norm_power_0.5_both": {"features.norm_power": {"candidacy": 0.5, "police_warning": 0.5}},
-    "police_norm_power_0.5_f1_tolerance_0.01": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.5},
-                                                "thresholds.f1_tolerance": {"candidacy": 0.01,
-                                                                            "police_warning": 0.01}},
     "police_norm_power_1": {"features.norm_power": {"candidacy": 1.0, "police_warning": 1.0}},
     "no_f1_tolerance": {"thresholds.f1_tolerance": {}},
 }
