@@ -61,6 +61,10 @@ OPTIONS: dict[str, dict] = {
     "norm_power_0.5_both": {"features.norm_power": {"candidacy": 0.5, "police_warning": 0.5}},
     "police_norm_power_1": {"features.norm_power": {"candidacy": 1.0, "police_warning": 1.0}},
     "no_f1_tolerance": {"thresholds.f1_tolerance": {}},
+    "no_concepts": {"features.concepts": False},
+    "no_scope": {"features.scope_window": 0},
+    "no_concepts_no_scope": {"features.concepts": False, "features.scope_window": 0},
+    "scope_window_5": {"features.scope_window": 5},
 }
 
 

@@ -29,6 +29,8 @@ class Paths:
     real_dev: str
     user_dict: str
     aliases: str
+    concepts: str
+    scope_cues: str
     lexicon: str
     prepared: str
     segmented: str
@@ -107,6 +109,8 @@ class FeaturesConfig:
     sublinear_tf: bool
     norm_floor_quantile: float | None
     norm_power: dict[str, float]
+    concepts: bool
+    scope_window: int
 
     def power(self, label: str) -> float:
         """The label's norm power (1, plain L2 above the floor, unless ``norm_power`` says otherwise)."""
@@ -195,6 +199,8 @@ class Params:
                 raise UserError(f"{self.source}: features.norm_power.{label} must be from 0 to 1")
             if power != 1 and self.features.norm_floor_quantile is None:
                 raise UserError(f"{self.source}: features.norm_power needs features.norm_floor_quantile")
+        if self.features.scope_window < 0:
+            raise UserError(f"{self.source}: features.scope_window must be 0 (off) or more")
         if self.train.C <= 0:
             raise UserError(f"{self.source}: train.C must be positive")
 

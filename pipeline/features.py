@@ -1,11 +1,16 @@
 """The features of a segmented post as scikit-learn transformers, fitted in training (``featurize`` stage).
 
-Two TF-IDF weighted blocks side by side:
+TF-IDF weighted blocks side by side:
 
 * ``words``: jieba tokens and token bigrams (:class:`WordNgramCounter`). One-character words (被, 约, 查) are
   kept, unlike scikit-learn's default ``token_pattern``.
 * ``chars``: character n-grams of the normalised text (:class:`CharNgramCounter`), robust to homophones,
   variant characters and segmentation errors.
+* ``concepts`` (``features.concepts``): one feature per class of words of ``configs/concepts.yaml``, present when
+  the post uses any of its words (:class:`ConceptCounter`, :mod:`pipeline.concepts`).
+
+With ``features.scope_window``, the words after a negation, hypothetical or call are marked first
+(:mod:`pipeline.scope`), so the word and character n-grams in scope are features of their own.
 
 Both counters turn a whole batch of posts into integer n-gram codes with NumPy (:mod:`pipeline.ngrams`) and
 look them up in a sorted vocabulary, then scikit-learn's ``TfidfTransformer`` weights them. They count exactly
@@ -30,6 +35,8 @@ from sklearn.pipeline import FeatureUnion, Pipeline
 from sklearn.utils.extmath import row_norms
 
 from pipeline import ngrams
+from pipeline.concepts import ConceptMatcher, read_concepts
+from pipeline.scope import make_scope_marker
 from pipeline.segmenter import Doc
 from pipeline.vectors import norm_scale
 
@@ -157,6 +164,27 @@ class WordNgramCounter(_NgramCounter):
                          for code in self.vocabulary_.tolist()], dtype=object)
 
 
+class ConceptCounter(TransformerMixin, BaseEstimator):
+    """1 where a post's normalised text has one of a concept's terms (:mod:`pipeline.concepts`), else 0."""
+
+    def __init__(self, concepts: tuple = ()):
+        self.concepts = concepts
+
+    def fit(self, X, y=None):
+        if not self.concepts:
+            raise ValueError("no concepts to count")
+        self.matcher_ = ConceptMatcher(self.concepts)
+        return self
+
+    def transform(self, X) -> sp.csr_matrix:
+        texts = [doc.text if isinstance(doc, Doc) else doc for doc in X]
+        row, column = self.matcher_.presence(texts)
+        return sp.csr_matrix((np.ones(len(row)), (row, column)), shape=(len(texts), len(self.concepts)))
+
+    def get_feature_names_out(self, input_features=None) -> np.ndarray:
+        return np.array(self.matcher_.names, dtype=object)
+
+
 class FlooredL2Norm(TransformerMixin, BaseEstimator):
     """Divides each row by ``max(its L2 norm, floor) ** power * floor ** (1 - power)``; the floor is a quantile of
     the fitted rows' norms. With ``power`` 1 that is ``max(norm, floor)``."""
@@ -182,8 +210,9 @@ class FlooredL2Norm(TransformerMixin, BaseEstimator):
 
 
 def make_featurizer(params) -> Pipeline:
-    """The unfitted featurizer the config describes: word and character n-gram TF-IDF (each block L2-normalised
-    when there is no floor; otherwise raw, and each label's classifier normalises rows its own way)."""
+    """The unfitted featurizer the config describes: word and character n-gram TF-IDF, and the concepts' when
+    ``features.concepts`` is on (each block L2-normalised when there is no floor; otherwise raw, and each label's
+    classifier normalises rows its own way)."""
     cfg = params.features
     floored = cfg.norm_floor_quantile is not None
     block_norm = None if floored else "l2"
@@ -197,7 +226,15 @@ def make_featurizer(params) -> Pipeline:
                                    max_features=cfg.max_char_features)),
         ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
     ])
-    return Pipeline([("ngrams", FeatureUnion([("words", words), ("chars", chars)]))])
+    blocks = [("words", words), ("chars", chars)]
+    if cfg.concepts:
+        concepts = read_concepts(params.root_path(params.paths.concepts))
+        blocks.append(("concepts", Pipeline([
+            ("count", ConceptCounter(concepts)),
+            ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
+        ])))
+    marker = make_scope_marker(params)
+    return Pipeline(([("scope", marker)] if marker is not None else []) + [("ngrams", FeatureUnion(blocks))])
 
 
 def make_norm(params, label: str):

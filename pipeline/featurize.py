@@ -1,4 +1,4 @@
-"""Stage ``featurize``: fit the word and character n-gram features on the training posts."""
+"""Stage ``featurize``: fit the word and character n-gram (and concept) features on the training posts."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 def main(argv: list[str] | None = None) -> None:
     """Stage ``featurize``: fit the feature extractors on the training posts (labeled and background)."""
-    args = stage_args("Fit the word and character n-gram features on the training split.", argv)
+    args = stage_args("Fit the word and character n-gram (and concept) features on the training split.", argv)
     params = load_params(args.params)
     labeled, background = segmented_tables(params)
     train = training_posts(labeled, background)

@@ -30,10 +30,11 @@ from pipeline.errors import UserError
 from pipeline.model import Folds, Model, check_thresholds
 from pipeline.segmenter import Segmenter
 from pipeline.text import Normalizer
-from pipeline.vectors import Block, Vectorizer
+from pipeline.vectors import Block, ConceptBlock, Vectorizer
 
 FORMAT = "weibo-signals/model"
-FORMAT_VERSION = 2  # 2: a norm power per label
+FORMAT_VERSION = 3  # 2: a norm power per label; 3: concept features and scope marking
+READABLE_VERSIONS = (2, 3)  # a format-2 file is a format-3 file without either
 CARD_FORMAT = 2
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = Path("models/model.npz")
@@ -47,8 +48,10 @@ def export(pipeline, card: dict) -> Model:
     """The :class:`Model` of a fitted pipeline (normalize -> segment -> features -> classify) made in
     :func:`pipeline.recipe.build_pipeline`: sigmoid-calibrated binary linear classifiers, one per label."""
     steps = pipeline.named_steps
-    union, labels = steps["features"].named_steps["ngrams"], steps["classify"].estimators_
-    (_, words), (_, chars) = union.transformer_list
+    featurizer, labels = steps["features"].named_steps, steps["classify"].estimators_
+    union, scope = featurizer["ngrams"], featurizer.get("scope")
+    blocks = dict(union.transformer_list)
+    words, chars = blocks["words"], blocks["chars"]
     word_count, word_tfidf = words.named_steps["count"], words.named_steps["tfidf"]
     char_count, char_tfidf = chars.named_steps["count"], chars.named_steps["tfidf"]
     norms = [label.named_steps["norm"] for label in labels]
@@ -59,11 +62,17 @@ def export(pipeline, card: dict) -> Model:
     powers = [1.0 if norm == "passthrough" else float(norm.power) for norm in norms]
     if floor is None and (word_tfidf.norm, char_tfidf.norm) != ("l2", "l2"):
         raise ValueError("each block must be L2-normalised when there is no floor")
+    concepts = None
+    if "concepts" in blocks:
+        concept_count, concept_tfidf = blocks["concepts"].named_steps["count"], blocks["concepts"].named_steps["tfidf"]
+        concepts = ConceptBlock(concept_count.matcher_.concepts, concept_tfidf.idf_.astype(np.float64))
+        if (concept_tfidf.sublinear_tf, concept_tfidf.norm) != (word_tfidf.sublinear_tf, word_tfidf.norm):
+            raise ValueError("the concepts' block must be weighted and normalised as the n-gram blocks")
     vectorizer = Vectorizer(
         words=Block(word_count.vocabulary_, word_tfidf.idf_.astype(np.float64), tuple(word_count.ngram_range)),
         word_tokens=np.array(word_count.tokens_.tolist(), dtype=str),
         chars=Block(char_count.vocabulary_, char_tfidf.idf_.astype(np.float64), tuple(char_count.ngram_range)),
-        sublinear_tf=bool(word_tfidf.sublinear_tf), floor=floor)
+        sublinear_tf=bool(word_tfidf.sublinear_tf), floor=floor, concepts=concepts, scope=scope)
     if word_tfidf.sublinear_tf != char_tfidf.sublinear_tf:
         raise ValueError("both blocks must use the same term-frequency weighting")
     weights, intercepts, slopes, offsets, columns = [], [], [], [], []
@@ -183,9 +192,10 @@ def from_bytes(blob: bytes, card: dict, source: str) -> Model:
         raise UserError(f"{source} is not a readable model file ({err.__class__.__name__})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT:
         raise UserError(f"{source} is not a model file of this project")
-    if meta.get("version") != FORMAT_VERSION:
+    if meta.get("version") not in READABLE_VERSIONS:
         raise UserError(f"{source} is a model file of format version {meta.get('version')!r}; this version reads "
-                        f"format {FORMAT_VERSION}: retrain with make repro, or use the release that wrote it")
+                        f"formats {READABLE_VERSIONS[0]}–{FORMAT_VERSION}: retrain with make repro, or use the "
+                        "release that wrote it")
     try:
         model = _model(meta, arrays, card, source)
     except (KeyError, TypeError, ValueError, IndexError) as err:

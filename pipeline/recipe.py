@@ -1,6 +1,6 @@
 """The one recipe of the model, as the scikit-learn pipeline that training fits:
-normalise -> segment -> word and character n-gram TF-IDF -> per label, the label's row normalisation and a
-calibrated logistic regression.
+normalise -> segment -> word and character n-gram (and concept) TF-IDF -> per label, the label's row normalisation
+and a calibrated logistic regression.
 
 Only ``train`` (and the benchmarks that retrain) build it; scoring reads the fitted numbers from the model file
 (:mod:`pipeline.model_file`) without scikit-learn.

@@ -1,7 +1,8 @@
 """A post's feature vector at scoring time, with NumPy only: the fitted featurizer's numbers, read from the model file.
 
 Training fits scikit-learn transformers (:mod:`pipeline.features`); the model file keeps what they learned as
-plain arrays (the vocabularies of n-gram codes, the word table, idf, the normalisation floor), and
+plain arrays (the vocabularies of n-gram codes, the word table, idf, the concepts' terms, the normalisation
+floor), and
 :class:`Vectorizer` computes the same vectors from them: counts, sublinear term frequency times idf, then each row
 divided by ``max(its L2 norm, floor)`` (or each block by its own L2 norm when there is no floor). A label with a
 norm power p below 1 divides by ``max(norm, floor) ** p * floor ** (1 - p)`` instead (:func:`norm_scale`): its
@@ -21,6 +22,9 @@ from typing import Any
 import numpy as np
 
 from pipeline import ngrams
+from pipeline.concepts import ConceptMatcher
+from pipeline.scope import ScopeMarker, readable
+from pipeline.segmenter import Doc
 
 
 def norm_scale(norms: np.ndarray, floor: float, power: float) -> np.ndarray:
@@ -72,14 +76,31 @@ class Block:
         return SparseRows(n_rows, len(self.vocabulary), row, column, tf * self.idf[column])
 
 
+@dataclass
+class ConceptBlock:
+    """The concepts' block: each concept's terms (:mod:`pipeline.concepts`) and idf; a concept counts once."""
+
+    concepts: tuple[tuple[str, tuple[str, ...]], ...]
+    idf: np.ndarray
+
+    def __post_init__(self):
+        self.matcher = ConceptMatcher(self.concepts)
+
+    def vectors(self, texts: list[str]) -> SparseRows:
+        row, column = self.matcher.presence(texts)
+        return SparseRows(len(texts), len(self.concepts), row, column, self.idf[column])  # tf 1: log(1) + 1
+
+
 class Vectorizer:
-    """Word n-gram and character n-gram TF-IDF of segmented posts, side by side, then normalised."""
+    """Word n-gram, character n-gram (and concept) TF-IDF of segmented posts, side by side, then normalised."""
 
     def __init__(self, words: Block, word_tokens: np.ndarray, chars: Block, sublinear_tf: bool,
-                 floor: float | None):
+                 floor: float | None, concepts: ConceptBlock | None = None, scope: ScopeMarker | None = None):
         self.words = words
         self.word_tokens = word_tokens
         self.chars = chars
+        self.concepts = concepts
+        self.scope = scope
         self.sublinear_tf = sublinear_tf
         self.floor = floor
         self._token_ids = {token: i + 1 for i, token in enumerate(word_tokens.tolist())}
@@ -87,21 +108,30 @@ class Vectorizer:
 
     @property
     def n_features(self) -> int:
-        return len(self.words.vocabulary) + len(self.chars.vocabulary)
+        return sum(self._widths())
+
+    def _widths(self) -> list[int]:
+        widths = [len(self.words.vocabulary), len(self.chars.vocabulary)]
+        return widths + [len(self.concepts.concepts)] if self.concepts is not None else widths
 
     def transform(self, texts: list[str], token_lists: list[tuple[str, ...]]) -> SparseRows:
         """The vectors of normalised texts and their tokens."""
+        if self.scope is not None:
+            docs = self.scope.transform(Doc(text, tokens) for text, tokens in zip(texts, token_lists, strict=True))
+            texts, token_lists = [doc.text for doc in docs], [doc.tokens for doc in docs]
         n = len(texts)
-        words = self.words.vectors(ngrams.word_symbols(token_lists, self._token_ids.get), n, self.sublinear_tf)
-        chars = self.chars.vectors(ngrams.char_symbols(texts), n, self.sublinear_tf)
+        blocks = [self.words.vectors(ngrams.word_symbols(token_lists, self._token_ids.get), n, self.sublinear_tf),
+                  self.chars.vectors(ngrams.char_symbols(texts), n, self.sublinear_tf)]
+        if self.concepts is not None:
+            blocks.append(self.concepts.vectors(texts))
         if self.floor is None:  # each block L2-normalised on its own (an all-zero row stays zero)
-            for block in (words, chars):
+            for block in blocks:
                 norms = block.row_norms()
                 block.scale_rows(1.0 / np.where(norms > 0, norms, 1.0))
-        offset = len(self.words.vocabulary)
-        rows = SparseRows(n, self.n_features, np.concatenate([words.row, chars.row]),
-                          np.concatenate([words.column, chars.column + offset]),
-                          np.concatenate([words.value, chars.value]))
+        offsets = np.cumsum([0, *self._widths()[:-1]])
+        rows = SparseRows(n, self.n_features, np.concatenate([block.row for block in blocks]),
+                          np.concatenate([block.column + offset for block, offset in zip(blocks, offsets)]),
+                          np.concatenate([block.value for block in blocks]))
         if self.floor is not None:
             norms = np.maximum(rows.row_norms(), self.floor)
             rows.scale_rows(1.0 / norms)
@@ -109,26 +139,44 @@ class Vectorizer:
         return rows
 
     def feature_names(self) -> np.ndarray:
-        """Each column's n-gram: words joined by a space, then characters."""
+        """Each column's n-gram: words joined by a space, then characters, then concepts (``<name>``)."""
         if self._names is None:
             tokens = self.word_tokens
             words = [" ".join(tokens[s - 1] for s in ngrams.decode_ngram(code))
                      for code in self.words.vocabulary.tolist()]
             chars = [ngrams.decode_char_ngram(code) for code in self.chars.vocabulary.tolist()]
-            self._names = np.array(words + chars, dtype=object)
+            concepts = self.concepts.matcher.names if self.concepts is not None else []
+            self._names = np.array([readable(name) for name in words + chars] + concepts, dtype=object)
         return self._names
 
     def settings(self) -> dict[str, Any]:
+        concepts = self.concepts
         return {"word_ngrams": list(self.words.ngram_range), "char_ngrams": list(self.chars.ngram_range),
-                "sublinear_tf": self.sublinear_tf, "floor": self.floor}
+                "sublinear_tf": self.sublinear_tf, "floor": self.floor,
+                "concepts": None if concepts is None else [[name, list(terms)] for name, terms in concepts.concepts],
+                "scope": None if self.scope is None else self.scope.settings()}
 
     def arrays(self) -> dict[str, np.ndarray]:
-        return {"word_tokens": self.word_tokens, "word_vocabulary": self.words.vocabulary,
-                "word_idf": self.words.idf, "char_vocabulary": self.chars.vocabulary, "char_idf": self.chars.idf}
+        arrays = {"word_tokens": self.word_tokens, "word_vocabulary": self.words.vocabulary,
+                  "word_idf": self.words.idf, "char_vocabulary": self.chars.vocabulary, "char_idf": self.chars.idf}
+        if self.concepts is not None:
+            arrays["concept_idf"] = self.concepts.idf
+        return arrays
 
     @classmethod
     def from_file(cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> Vectorizer:
+        """The vectorizer of a model file (a format-2 file has no concepts and no scope marking)."""
+        scope = None
+        if settings.get("scope") is not None:
+            scope = ScopeMarker([str(cue) for cue in settings["scope"]["cues"]], int(settings["scope"]["window"]))
+        concepts = None
+        if settings.get("concepts") is not None:
+            table = tuple((str(name), tuple(str(t) for t in terms)) for name, terms in settings["concepts"])
+            if arrays["concept_idf"].dtype.kind != "f" or len(arrays["concept_idf"]) != len(table):
+                raise ValueError("concept_idf does not match the concepts")
+            concepts = ConceptBlock(table, arrays["concept_idf"])
         return cls(words=Block(arrays["word_vocabulary"], arrays["word_idf"], tuple(settings["word_ngrams"])),
                    word_tokens=arrays["word_tokens"],
                    chars=Block(arrays["char_vocabulary"], arrays["char_idf"], tuple(settings["char_ngrams"])),
-                   sublinear_tf=bool(settings["sublinear_tf"]), floor=settings["floor"])
+                   sublinear_tf=bool(settings["sublinear_tf"]), floor=settings["floor"], concepts=concepts,
+                   scope=scope)

@@ -12,6 +12,7 @@ import pytest
 from pipeline import files, model_file, ngrams
 from pipeline.config import load_params
 from pipeline.errors import UserError
+from pipeline.segmenter import Doc
 from tests.conftest import ROOT
 
 
@@ -67,7 +68,7 @@ def test_another_format_version_is_refused(model_copy):
         arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 1}).encode(), dtype=np.uint8)
 
     rewrite(model_copy, version_1)
-    refused(model_copy, "format version 1", f"reads format {model_file.FORMAT_VERSION}")
+    refused(model_copy, "format version 1", f"reads formats 2–{model_file.FORMAT_VERSION}")
 
 
 def test_a_pickled_object_inside_is_refused_unread(model_copy):
@@ -118,15 +119,34 @@ def test_no_vocabulary_entry_is_rarer_than_min_df_in_the_training_posts(real_mod
     params = load_params(ROOT / "configs" / "params.yaml")
     folder = params.root_path(params.paths.segmented)
     tables = [files.read_table(folder / f"{name}.parquet") for name in ("labeled", "background")]
-    posts = [row for table in tables for row in table.loc[table["split"] == "train", ["norm", "tokens"]]
-             .itertuples(index=False)]
+    posts = [Doc(norm, tuple(tokens)) for table in tables
+             for norm, tokens in table.loc[table["split"] == "train", ["norm", "tokens"]].itertuples(index=False)]
     vectorizer = real_model.vectorizer
+    if vectorizer.scope is not None:  # what the counters saw: words in scope marked
+        posts = vectorizer.scope.transform(posts)
     token_id = {token: i + 1 for i, token in enumerate(vectorizer.word_tokens.tolist())}.get
-    blocks = [(vectorizer.chars, ngrams.char_symbols([p.norm for p in posts])),
-              (vectorizer.words, ngrams.word_symbols([tuple(p.tokens) for p in posts], token_id))]
+    blocks = [(vectorizer.chars, ngrams.char_symbols([p.text for p in posts])),
+              (vectorizer.words, ngrams.word_symbols([p.tokens for p in posts], token_id))]
     assert params.features.min_df >= 2
     for block, symbols in blocks:
         codes, df = ngrams.document_frequency(*ngrams.ngram_codes(*symbols, block.ngram_range))
         seen = dict(zip(codes.tolist(), df.tolist(), strict=True))
         rarest = min(seen.get(code, 0) for code in block.vocabulary.tolist())
         assert rarest >= params.features.min_df
+
+
+def test_a_format_2_file_without_concepts_still_loads_and_scores(model_copy, tiny_model):
+    n_concepts = len(tiny_model.vectorizer.concepts.concepts)
+
+    def version_2(arrays):  # the format before concepts: no concept block, nothing else changed
+        meta = json.loads(arrays["meta"].tobytes())
+        meta["vectorizer"].pop("concepts")
+        arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 2}).encode(), dtype=np.uint8)
+        arrays["weights"] = np.ascontiguousarray(arrays["weights"][:, :-n_concepts])
+        del arrays["concept_idf"]
+
+    rewrite(model_copy, version_2)
+    old = model_file.load_model(model_copy)
+    assert old.vectorizer.concepts is None
+    no_concept = ["今天天气不错，出去走走", "周末去看了场电影"]  # vectors without concepts are the same
+    np.testing.assert_array_equal(old.predict_proba(no_concept), tiny_model.predict_proba(no_concept))

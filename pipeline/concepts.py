@@ -1,0 +1,80 @@
+"""Concept features: one feature per class of words the labeling guide names (``configs/concepts.yaml``).
+
+A post has a concept when its normalised text contains any of the concept's terms. The n-gram features learn one
+weight per word, so a word the training posts rarely use carries little evidence, however plain its meaning:
+an election outside scope named by a word no writer used (议会 instead of 业委会), a cause of arrest that is an
+ordinary crime (聚赌 instead of 盗窃). A concept pools its terms, so what the model learns from the posts that
+use some of them carries over to the rest. The model still learns each concept's weight, per label, from the
+data; the table only says which words belong together.
+
+Matching runs on the normalised text (:mod:`pipeline.text`): simplified characters, lower case, no punctuation,
+aliases written as the plain word; so terms are read in the same form and may not hold punctuation or spaces.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from pipeline.errors import UserError
+from pipeline.files import read_yaml
+from pipeline.scope import plain
+from pipeline.text import to_simplified
+
+# How a concept's feature is shown in explanations and reports.
+NAME_FORMAT = "<{}>"
+_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_PLAIN = re.compile(r"^[^\W_]+$")  # letters and digits only: what normalised text keeps
+
+
+def read_concepts(path: str | Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The concept table (``name: [term, …]``) as (name, terms) pairs in file order, terms in simplified
+    characters and lower case; a malformed table is a UserError."""
+    raw = read_yaml(path, "concept table")
+    if not isinstance(raw, dict) or not raw:
+        raise UserError(f"{path}: expected a mapping of a concept name to a list of terms")
+    concepts = []
+    for name, terms in raw.items():
+        if not isinstance(name, str) or not _NAME.match(name):
+            raise UserError(f"{path}: concept name {name!r} must be lower-case letters, digits and _")
+        if not isinstance(terms, list) or not terms or not all(isinstance(t, str) for t in terms):
+            raise UserError(f"{path}: concept {name!r} must map to a non-empty list of terms (strings)")
+        plain = [to_simplified(t.strip()).lower() for t in terms]
+        bad = [t for t, p in zip(terms, plain, strict=True) if not _PLAIN.match(p)]
+        if bad:
+            raise UserError(f"{path}: term {bad[0]!r} of concept {name!r} must be letters and digits only "
+                            "(terms are matched on normalised text, which has no punctuation or spaces)")
+        concepts.append((name, tuple(dict.fromkeys(plain))))
+    return tuple(concepts)
+
+
+class ConceptMatcher:
+    """Finds which concepts each text has: one compiled alternation per concept."""
+
+    def __init__(self, concepts: Sequence[tuple[str, Sequence[str]]]):
+        self.concepts = tuple((str(name), tuple(terms)) for name, terms in concepts)
+        self._patterns = [re.compile("|".join(map(re.escape, sorted(terms, key=len, reverse=True))))
+                          for _, terms in self.concepts]
+
+    @property
+    def names(self) -> list[str]:
+        return [NAME_FORMAT.format(name) for name, _ in self.concepts]
+
+    def presence(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(row, column) of every concept found, sorted by row, then column (words in scope count as written:
+        :mod:`pipeline.scope`)."""
+        texts = [plain(text) for text in texts]
+        rows, columns = [], []
+        for column, pattern in enumerate(self._patterns):
+            search = pattern.search
+            found = [i for i, text in enumerate(texts) if search(text)]
+            rows.append(np.array(found, dtype=np.int64))
+            columns.append(np.full(len(found), column, dtype=np.int64))
+        if not rows:
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        row, column = np.concatenate(rows), np.concatenate(columns)
+        order = np.lexsort((column, row))
+        return row[order], column[order]
