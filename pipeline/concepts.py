@@ -1,11 +1,10 @@
 """Concept features: one feature per class of words the labeling guide names (``configs/concepts.yaml``).
 
 A post has a concept when its normalised text contains any of the concept's terms. The n-gram features learn one
-weight per word, so a word the training posts rarely use carries little evidence, however plain its meaning:
-an election outside scope named by a word no writer used (议会 instead of 业委会), a cause of arrest that is an
-ordinary crime (聚赌 instead of 盗窃). A concept pools its terms, so what the model learns from the posts that
-use some of them carries over to the rest. The model still learns each concept's weight, per label, from the
-data; the table only says which words belong together.
+weight per word, so a word the training posts rarely use carries little evidence, however plain its meaning: an
+ordinary crime named by a word no writer used (聚赌, where the corpus says 盗窃). A concept pools its terms, so
+what the model learns from the posts that use some of them carries over to the rest. The model still learns each
+concept's weight, per label, from the data; the table only says which words belong together.
 
 Matching runs on the normalised text (:mod:`pipeline.text`): simplified characters, lower case, no punctuation,
 aliases written as the plain word; so terms are read in the same form and may not hold punctuation or spaces.
