@@ -150,3 +150,8 @@ def test_a_format_2_file_without_concepts_still_loads_and_scores(model_copy, tin
     assert old.vectorizer.concepts is None
     no_concept = ["今天天气不错，出去走走", "周末去看了场电影"]  # vectors without concepts are the same
     np.testing.assert_array_equal(old.predict_proba(no_concept), tiny_model.predict_proba(no_concept))
+
+
+def test_concept_weights_that_do_not_fit_the_concepts_are_refused(model_copy):
+    rewrite(model_copy, lambda arrays: arrays.update(concept_idf=arrays["concept_idf"][:-1]))
+    refused(model_copy, "damaged", "concept_idf")
