@@ -11,7 +11,8 @@ posts. For each option (a set of overrides of configs/params.yaml) this script r
   training posts (plus the background posts), its thresholds chosen on their validation posts, and it scores every
   post of the held-out writer; F1 is computed over all those out-of-writer predictions pooled. To keep an option
   to minutes, the folds use 3 calibration folds instead of the configured number, and the word and character
-  vocabulary is fitted once on all training posts (no labels are used there).
+  vocabulary is fitted once on all training posts (no labels are used there). Each writer's own F1 and errors are
+  kept too (`per_writer` in the JSON), to show which writers the pooled figure hides.
 * the model trained as `dvc repro` trains it, scored on the **challenge writers** (data/challenge/, each file one
   writer who saw nothing of ours), on the **real posts** of paths.real_dev (evaluation only), and on the held-out
   **background** posts (false-alarm rate).
@@ -132,8 +133,19 @@ def leave_one_writer_out(params, labeled, background, featurizer) -> dict:
     decisions = np.zeros((len(labeled), len(params.labels)), dtype=bool)
     for index, flags in results:
         decisions[index] = flags
-    return {label: {k: round(v, 4) for k, v in prf(labeled[label].to_numpy(), decisions[:, j]).items()}
-            for j, label in enumerate(params.labels)} | {"writers": len(writers)}
+    out: dict = {"writers": len(writers)}
+    for j, label in enumerate(params.labels):
+        y = labeled[label].to_numpy()
+        out[label] = {k: round(v, 4) for k, v in prf(y, decisions[:, j]).items()}
+        out[label]["per_writer"] = {}  # which held-out writers the pooled figure hides
+        for writer in writers:
+            mine = (labeled["writer"] == writer).to_numpy()
+            out[label]["per_writer"][writer] = {
+                "posts": int(mine.sum()), "positives": int(y[mine].sum()),
+                "f1": round(prf(y[mine], decisions[mine, j])["f1"], 4) if y[mine].any() else None,
+                "false_positives": int((decisions[mine, j] & (y[mine] == 0)).sum()),
+                "false_negatives": int((~decisions[mine, j] & (y[mine] == 1)).sum())}
+    return out
 
 
 def held_out(params, model, tables) -> dict:
