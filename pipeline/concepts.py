@@ -19,9 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.files import read_yaml
 from pipeline.scope import plain
-from pipeline.text import to_simplified
+from pipeline.text import read_word_lists
 
 # How a concept's feature is shown in explanations and reports.
 NAME_FORMAT = "<{}>"
@@ -32,22 +31,15 @@ _PLAIN = re.compile(r"^[^\W_]+$")  # letters and digits only: what normalised te
 def read_concepts(path: str | Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
     """The concept table (``name: [term, …]``) as (name, terms) pairs in file order, terms in simplified
     characters and lower case; a malformed table is a UserError."""
-    raw = read_yaml(path, "concept table")
-    if not isinstance(raw, dict) or not raw:
-        raise UserError(f"{path}: expected a mapping of a concept name to a list of terms")
-    concepts = []
-    for name, terms in raw.items():
+    concepts = read_word_lists(path, "concept table", "concept name")
+    for name, terms in concepts.items():
         if not isinstance(name, str) or not _NAME.match(name):
             raise UserError(f"{path}: concept name {name!r} must be lower-case letters, digits and _")
-        if not isinstance(terms, list) or not terms or not all(isinstance(t, str) for t in terms):
-            raise UserError(f"{path}: concept {name!r} must map to a non-empty list of terms (strings)")
-        plain = [to_simplified(t.strip()).lower() for t in terms]
-        bad = [t for t, p in zip(terms, plain, strict=True) if not _PLAIN.match(p)]
+        bad = [term for term in terms if not _PLAIN.match(term)]
         if bad:
             raise UserError(f"{path}: term {bad[0]!r} of concept {name!r} must be letters and digits only "
                             "(terms are matched on normalised text, which has no punctuation or spaces)")
-        concepts.append((name, tuple(dict.fromkeys(plain))))
-    return tuple(concepts)
+    return tuple(concepts.items())
 
 
 class ConceptMatcher:

@@ -19,28 +19,20 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from pipeline.errors import UserError
-from pipeline.files import read_yaml
 from pipeline.segmenter import Doc
-from pipeline.text import to_simplified
+from pipeline.text import read_word_lists
 
 SHIFT = 0x50000
 _LAST_SHIFTABLE = 0x3FFFF  # planes 0 to 3 (every assigned CJK character) shift into the unassigned planes 5 to 8
 _SHIFTED = re.compile(f"[{chr(SHIFT)}-{chr(SHIFT + _LAST_SHIFTABLE)}]+")
-_SHIFT_TABLE = {code: code + SHIFT for code in range(0x80)}  # ASCII fast path for str.translate
+# ASCII fast path for str.translate, shifting what the general path shifts: everything but whitespace.
+_SHIFT_TABLE = {code: code + SHIFT for code in range(0x80) if not chr(code).isspace()}
 
 
 def read_cues(path: str | Path) -> tuple[str, ...]:
     """The scope cues (``kind: [word, …]``) as one sorted tuple of words, simplified and lower case."""
-    raw = read_yaml(path, "scope cue list")
-    if not isinstance(raw, dict) or not raw:
-        raise UserError(f"{path}: expected a mapping of a kind of cue to a list of words")
-    cues: set[str] = set()
-    for kind, words in raw.items():
-        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-            raise UserError(f"{path}: {kind!r} must map to a non-empty list of words")
-        cues.update(to_simplified(w.strip()).lower() for w in words)
-    return tuple(sorted(cues))
+    return tuple(sorted({cue for cues in read_word_lists(path, "scope cue list", "kind of cue").values()
+                         for cue in cues}))
 
 
 def shift(word: str) -> str:

@@ -210,6 +210,24 @@ def _replace(pattern: re.Pattern, text: str, mode: str, placeholder: str) -> str
     return pattern.sub(f" {placeholder} " if mode == "token" else " ", text)
 
 
+def read_word_lists(path, what: str, key: str) -> dict[str, tuple[str, ...]]:
+    """A YAML mapping of a ``key`` to a non-empty list of words (the concept table, the scope cues), the words
+    stripped, in simplified characters and lower case as normalised text has them, each once, in file order;
+    anything else is a UserError."""
+    from pipeline.errors import UserError
+    from pipeline.files import read_yaml
+
+    raw = read_yaml(path, what)
+    if not isinstance(raw, dict) or not raw:
+        raise UserError(f"{path}: expected a mapping of a {key} to a list of words")
+    lists = {}
+    for name, words in raw.items():
+        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
+            raise UserError(f"{path}: {name!r} must map to a non-empty list of words")
+        lists[name] = tuple(dict.fromkeys(to_simplified(w.strip()).lower() for w in words))
+    return lists
+
+
 def read_aliases(path) -> tuple[tuple[str, str], ...]:
     """The alias table (``canonical: [alias, …]``) as sorted (alias, canonical) pairs, aliases in simplified
     characters and lower case as they are matched; a malformed table or an alias given twice is a UserError."""
