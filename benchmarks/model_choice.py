@@ -65,7 +65,7 @@ OPTIONS: dict[str, dict] = {
     "police_norm_power_0.25": {"features.norm_power": {"candidacy": 1.0, "police_warning": 0.25}},
     "norm_power_0.5_both": {"features.norm_power": {"candidacy": 0.5, "police_warning": 0.5}},
     "police_norm_power_1": {"features.norm_power": {"candidacy": 1.0, "police_warning": 1.0}},
-    "no_f1_tolerance": {"thresholds.f1_tolerance": {}},
+    "candidacy_f1_tolerance_0.01": {"thresholds.f1_tolerance": {"candidacy": 0.01}},
     "no_concepts": {"features.concepts": False},
     "no_scope": {"features.scope_window": 0},
     "no_concepts_no_scope": {"features.concepts": False, "features.scope_window": 0},
