@@ -51,6 +51,7 @@ OPTIONS: dict[str, dict] = {
     "emoji_and_urls_kept": {"normalize.urls": "token", "normalize.emoji": "text"},
     "single_char_words": {"features.min_word_chars": 1},
     "mentions_dropped": {"normalize.mentions": "drop", "normalize.reposts": "drop"},
+    "calibration_by_post": {"train.calibration_groups": "post"},
     "C_1": {"train.C": 1.0},
     "C_4": {"train.C": 4.0},
     "C_16": {"train.C": 16.0},
@@ -106,9 +107,9 @@ def fit(params, labeled, background, featurizer):
     from pipeline.model_file import export
     from pipeline.training import train, validate
 
-    pipeline, _ = train(params, labeled, background, featurizer)
+    pipeline, training = train(params, labeled, background, featurizer)
     model = export(pipeline, {"labels": list(params.labels)})
-    thresholds, _ = validate(params, model, labeled, background)
+    thresholds, _ = validate(params, model, labeled, background, training.get("writer_folds"))
     model.card["thresholds"] = thresholds
     return model
 

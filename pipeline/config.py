@@ -123,6 +123,7 @@ class TrainConfig:
     class_weight: Literal["balanced"] | None
     calibration: Literal["sigmoid"]  # the model file holds sigmoid (Platt) calibration only
     calibration_folds: int
+    calibration_groups: Literal["writer", "post"]
     max_iter: int
     seed: int
 

@@ -92,7 +92,10 @@ class Folds:
     columns: list[list[int]]
     powers: list[float]
 
-    def proba(self, X: SparseRows) -> np.ndarray:
+    def proba(self, X: SparseRows, fold: int | None = None) -> np.ndarray:
+        """Per label, the mean of its folds' calibrated probabilities, or fold ``fold``'s alone."""
+        if fold is not None:
+            return self.only(fold).proba(X)
         decisions = X.dot(self.weights)
         for power, columns in zip(self.powers, self.columns, strict=True):
             if power != 1:  # rows divided by max(norm, floor) ** power * floor ** (1 - power), not max(norm, floor)
@@ -106,6 +109,14 @@ class Folds:
                 proba[:, j] += fold_proba[:, column]
             proba[:, j] /= len(columns)
         return proba
+
+    def only(self, fold: int) -> Folds:
+        """The same labels with fold ``fold`` alone."""
+        if not all(0 <= fold < len(columns) for columns in self.columns):
+            raise ValueError(f"fold {fold} is not one of every label's folds")
+        keep = [columns[fold] for columns in self.columns]
+        return Folds(self.weights[keep], self.intercepts[keep], self.slopes[keep], self.offsets[keep],
+                     [[j] for j in range(len(keep))], self.powers)
 
     def coefficients(self, j: int) -> np.ndarray:
         """Label j's weights averaged over its folds: each feature's pull on the score, for explanations."""
@@ -148,6 +159,11 @@ class Model:
     def proba_of_docs(self, docs: list) -> np.ndarray:
         """Probabilities of posts already normalised and segmented (one column per label)."""
         return self.folds.proba(self.features_of_docs(docs))
+
+    def fold_proba(self, texts: list, fold: int) -> np.ndarray:
+        """Probabilities from calibrated fold ``fold`` alone, one column per label: how the model scores a writer
+        only the other folds saw (posts at most :data:`MAX_CHARS` long)."""
+        return self.folds.proba(self.features(check_posts(texts)), fold=fold)
 
     def predict_proba(self, texts, max_chars: int | None = None) -> np.ndarray:
         """Probabilities, one column per label in :attr:`labels` order (each post scored on at most ``max_chars``

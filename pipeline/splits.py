@@ -7,7 +7,7 @@ import hashlib
 import numpy as np
 import pandas as pd
 from scipy.sparse.csgraph import connected_components
-from sklearn.model_selection import StratifiedGroupKFold
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from pipeline.config import Params
 from pipeline.errors import UserError
@@ -61,3 +61,32 @@ def _one_fold(strata: np.ndarray, groups: np.ndarray, n_splits: int, seed: int) 
 def unit_hash(key: str) -> float:
     """A number in [0, 1) fixed by the key: a split that does not move when other posts come or go."""
     return int.from_bytes(hashlib.sha256(key.encode("utf-8")).digest()[:8], "big") / 2**64
+
+
+def writer_folds(table: pd.DataFrame, params: Params) -> tuple[list[tuple[np.ndarray, np.ndarray]], dict[str, int]]:
+    """Folds of the training table for Platt scaling that hold whole writers out (``train.calibration_groups``:
+    writer), as (train, calibration) row indices, and the fold that holds out each writer.
+
+    Rows with a writer (labeled posts) are grouped by writer and stratified on the label combination; rows without
+    one (background posts) are stratified on it alone, so every fold calibrates on real posts too.
+    """
+    n_splits, seed = params.train.calibration_folds, params.train.seed
+    strata = table[list(params.labels)].astype(str).agg("".join, axis=1).to_numpy()
+    writers = table["writer"].fillna("").to_numpy(dtype=object)
+    written = np.flatnonzero(writers != "")
+    names = np.unique(writers[written])
+    if len(names) < n_splits:
+        raise UserError(f"train.calibration_groups is writer, but the training posts have {len(names)} writer(s), "
+                        f"fewer than train.calibration_folds ({n_splits}): add writers or set it to post")
+    fold = np.full(len(table), -1)
+    splitter = StratifiedGroupKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for k, (_, held) in enumerate(splitter.split(written, strata[written], writers[written])):
+        fold[written[held]] = k
+    rest = np.flatnonzero(writers == "")
+    if len(rest):
+        splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+        for k, (_, held) in enumerate(splitter.split(rest, strata[rest])):
+            fold[rest[held]] = k
+    folds = [(np.flatnonzero(fold != k), np.flatnonzero(fold == k)) for k in range(n_splits)]
+    held_out = {str(writer): int(k) for writer, k in zip(writers[written], fold[written])}
+    return folds, held_out

@@ -25,6 +25,7 @@ from pipeline.features import docs_of
 from pipeline.metrics import ranking_scores
 from pipeline.model import Model
 from pipeline.recipe import build_pipeline, make_classifier
+from pipeline.splits import writer_folds
 from pipeline.thresholds import choose_threshold
 
 log = logging.getLogger(__name__)
@@ -41,9 +42,10 @@ def training_table(labeled: pd.DataFrame, background: pd.DataFrame, split: str, 
     """
     ours = labeled[labeled["split"] == split].assign(weight=1.0, origin="labeled")
     theirs = background[background["split"] == split]
-    theirs = theirs.assign(weight=np.where(theirs["labeled"], 1.0, params.background.weight), origin="background")
+    theirs = theirs.assign(weight=np.where(theirs["labeled"], 1.0, params.background.weight), origin="background",
+                           writer="")
     theirs = theirs[theirs["weight"] > 0]
-    columns = ["id", "norm", "tokens", *params.labels, "weight", "origin"]
+    columns = ["id", "writer", "norm", "tokens", *params.labels, "weight", "origin"]
     parts = [ours[columns], theirs[columns]]
     if params.background.embedded_posts and len(theirs):
         parts.append(embedded(ours, theirs[~theirs["labeled"]], params)[columns])
@@ -68,20 +70,25 @@ def embedded(ours: pd.DataFrame, theirs: pd.DataFrame, params: Params) -> pd.Dat
 
 
 def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featurizer) -> tuple[Pipeline, dict]:
+    """The fitted pipeline and what to record of its training; with ``train.calibration_groups`` writer, that
+    includes ``writer_folds``: the calibrated fold that never saw each writer (for :func:`validate`)."""
     labels = list(params.labels)
     table = training_table(labeled, background, "train", params)
     for label in labels:
         positives = int(table[label].sum())
         if positives < params.train.calibration_folds or positives == len(table):
             raise UserError(f"label {label!r} has {positives} positive training posts: too few to train and calibrate")
+    folds, held_out = writer_folds(table, params) if params.train.calibration_groups == "writer" else (None, None)
     X = featurizer.transform(docs_of(table))
-    classifier = make_classifier(params)
+    classifier = make_classifier(params, folds)
     classifier.fit(X, table[labels].to_numpy(), sample_weight=table["weight"].to_numpy())
     pipeline = build_pipeline(params, featurizer=featurizer, classifier=classifier)
     origin = table["origin"].value_counts()
     training = {"train_posts": int(len(table)), "train_labeled": int(origin.get("labeled", 0)),
                 "train_background": int(origin.get("background", 0)), "features": int(X.shape[1])}
     log.info("trained on %d posts (%d labeled, %d background), %d features", *training.values())
+    if held_out is not None:
+        training["writer_folds"] = held_out
     return pipeline, training
 
 
@@ -96,14 +103,24 @@ def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:
     return difference
 
 
-def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame) -> tuple[dict, dict]:
-    """Choose each label's threshold on the validation split; return thresholds and validation scores."""
+def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
+             writer_folds: dict[str, int] | None = None) -> tuple[dict, dict]:
+    """Choose each label's threshold on the validation split; return thresholds and validation scores.
+
+    With ``writer_folds`` (writer -> the calibrated fold that never saw them: :func:`train`), a labeled
+    validation post is scored by that fold alone, as the model scores a writer it never saw; the rest by the
+    whole model."""
     # The labeled validation posts and the background posts labeled by id as positives (real text); the other
     # background validation posts bound the false-alarm rate.
     in_val = background["split"] == "val"
     val = pd.concat([labeled[labeled["split"] == "val"], background[in_val & background["labeled"]]])
     # Scored from raw text through the whole saved pipeline: the same path predict takes.
     proba = model.predict_proba(val["text"].tolist())
+    if writer_folds:
+        fold = val["writer"].map(writer_folds).to_numpy() if "writer" in val else np.full(len(val), np.nan)
+        for k in np.unique(fold[~pd.isna(fold)]).astype(int):
+            mine = np.flatnonzero(fold == k)
+            proba[mine] = model.fold_proba(val["text"].iloc[mine].tolist(), int(k))
     bg_val = background[in_val & ~background["labeled"]]
     bg_proba = model.predict_proba(bg_val["text"].tolist()) if len(bg_val) else None
     cfg = params.thresholds

@@ -37,6 +37,7 @@ def tiny_project(folder: Path, background: bool = True, **overrides) -> Path:
     params["background"]["train_share"] = 0.5
     params["background"]["val_share"] = 0.25
     params["train"]["calibration_folds"] = 3
+    params["train"]["calibration_groups"] = "post"  # the fixture is one writer's file
     params["features"]["min_df"] = 1
     params["evaluate"]["bootstrap"] = 100
     for dotted, value in overrides.items():
