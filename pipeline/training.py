@@ -3,10 +3,12 @@
 The classifiers are fitted on the features of the training split (labeled posts plus background posts,
 which count as negatives for every label, weighted by ``background.weight``). Each label's logistic
 regression uses balanced class weights, and its probabilities are calibrated with Platt scaling over
-cross-validated folds (:mod:`pipeline.recipe`). The fitted pipeline is then exported as plain numbers
+cross-validated folds (:mod:`pipeline.recipe`), which with ``train.calibration_groups`` writer hold whole writers
+out (:func:`pipeline.splits.writer_folds`). The fitted pipeline is then exported as plain numbers
 (:mod:`pipeline.model_file`) and the export checked against it on every labeled post; the decision threshold of
 each label is chosen on the validation split by ``thresholds.rule`` with the exported model, which is what
-``evaluate`` and ``predict`` load.
+``evaluate`` and ``predict`` load; with writer folds, each labeled validation post is scored by the fold that
+never saw its writer, as the model scores a new writer's posts.
 """
 
 from __future__ import annotations
