@@ -35,9 +35,14 @@ def near_duplicate_groups(texts: list[str], threshold: float) -> np.ndarray:
     return connected_components(graph, directed=False)[1]
 
 
+def label_combinations(frame: pd.DataFrame, params: Params) -> np.ndarray:
+    """Each row's labels as one string ("01": candidacy 0, police_warning 1), to stratify on."""
+    return frame[list(params.labels)].astype(str).agg("".join, axis=1).to_numpy()
+
+
 def split_labeled(frame: pd.DataFrame, params: Params) -> pd.Series:
     """Deterministic train/val/test split, stratified on the label combination, groups kept on one side."""
-    strata = frame[list(params.labels)].astype(str).agg("".join, axis=1).to_numpy()
+    strata = label_combinations(frame, params)
     groups = frame["group"].to_numpy()
     split = np.full(len(frame), "train", dtype=object)
     n_test = max(2, round(1 / params.split.test_size))
@@ -71,7 +76,7 @@ def writer_folds(table: pd.DataFrame, params: Params) -> tuple[list[tuple[np.nda
     one (background posts) are stratified on it alone, so every fold calibrates on real posts too.
     """
     n_splits, seed = params.train.calibration_folds, params.train.seed
-    strata = table[list(params.labels)].astype(str).agg("".join, axis=1).to_numpy()
+    strata = label_combinations(table, params)
     writers = table["writer"].fillna("").to_numpy(dtype=object)
     written = np.flatnonzero(writers != "")
     names = np.unique(writers[written])

@@ -119,7 +119,7 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
     # Scored from raw text through the whole saved pipeline: the same path predict takes.
     proba = model.predict_proba(val["text"].tolist())
     if writer_folds:
-        fold = val["writer"].map(writer_folds).to_numpy() if "writer" in val else np.full(len(val), np.nan)
+        fold = val["writer"].map(writer_folds).to_numpy()  # NaN for the background posts: no writer
         for k in np.unique(fold[~pd.isna(fold)]).astype(int):
             mine = np.flatnonzero(fold == k)
             proba[mine] = model.fold_proba(val["text"].iloc[mine].tolist(), int(k))
