@@ -72,6 +72,15 @@ def test_challenge_writer_figures_match_metrics():
         assert expected in README, f"README's challenge figures are stale; the row should read:\n{expected}"
 
 
+def test_evaluation_set_sizes_match_metrics():
+    metrics = load("metrics.json")
+    full_data_only(metrics)
+    expected = (f"**Test split**: {metrics['candidacy']['posts']:,} held-out posts by the same writers as the "
+                f"training posts (it flatters the model), and\n  {metrics['background']['posts']:,} held-out real "
+                "background posts")
+    assert expected in README, f"README's evaluation set sizes are stale; they should read:\n{expected}"
+
+
 def test_corpus_counts_match_data_summary():
     summary = load("data_summary.json")
     labels = summary["labels"]
