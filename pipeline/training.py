@@ -116,13 +116,17 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
     # background validation posts bound the false-alarm rate.
     in_val = background["split"] == "val"
     val = pd.concat([labeled[labeled["split"] == "val"], background[in_val & background["labeled"]]])
-    # Scored from raw text through the whole saved pipeline: the same path predict takes.
-    proba = model.predict_proba(val["text"].tolist())
-    if writer_folds:
-        fold = val["writer"].map(writer_folds).to_numpy()  # NaN for the background posts: no writer
-        for k in np.unique(fold[~pd.isna(fold)]).astype(int):
-            mine = np.flatnonzero(fold == k)
-            proba[mine] = model.fold_proba(val["text"].iloc[mine].tolist(), int(k))
+    # Scored from raw text through the whole saved pipeline: the same path predict takes; each post once, by the
+    # fold that never saw its writer, or else (no writer folds, a background post) by the whole model.
+    texts = val["text"].to_numpy(dtype=object)
+    fold = val["writer"].map(writer_folds or {}).to_numpy()
+    whole = pd.isna(fold)
+    proba = np.zeros((len(val), len(params.labels)))
+    if whole.any():
+        proba[whole] = model.predict_proba(texts[whole].tolist())
+    for k in np.unique(fold[~whole]).astype(int):
+        mine = fold == k
+        proba[mine] = model.fold_proba(texts[mine].tolist(), int(k))
     bg_val = background[in_val & ~background["labeled"]]
     bg_proba = model.predict_proba(bg_val["text"].tolist()) if len(bg_val) else None
     cfg = params.thresholds
