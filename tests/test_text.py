@@ -124,6 +124,13 @@ def test_dropped_punctuation_leaves_the_same_text(normalizer_drop):
         assert normalizer_drop.normalize(styled) == plain, styled
 
 
+def test_punctuation_between_digits_leaves_the_number_whole(normalizer_drop):
+    plain = normalizer_drop.normalize("投票时间本周四12001800 拘留10天")
+    assert normalizer_drop.normalize("投票时间：本周四12:00—18:00，拘留10天。") == plain
+    assert normalizer_drop.normalize("拘留 10 天") == "拘留 10 天"  # the writer's own spaces stay
+    assert normalizer_drop.normalize("ok,fine") == "ok fine"  # between letters a mark is still a space
+
+
 def test_aliases_write_slang_as_the_plain_word(normalizer_drop):
     assert normalizer_drop.normalize("帽子叔叔来敲门了") == "警察来敲门了"
     assert normalizer_drop.normalize("JC上门了") == "警察上门了"
