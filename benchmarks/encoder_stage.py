@@ -62,14 +62,6 @@ def logit(p: np.ndarray) -> np.ndarray:
     return np.log(p / (1 - p))
 
 
-def best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
-    from sklearn.metrics import precision_recall_curve
-
-    precision, recall, thresholds = precision_recall_curve(y, scores)
-    f1 = 2 * precision * recall / np.maximum(precision + recall, 1e-12)
-    return float(thresholds[int(np.argmax(f1[:-1]))])
-
-
 class Stage2:
     """Logistic regression on [embedding, stage-1 logit] over the posts stage 1 scores at `low` or above."""
 
@@ -92,15 +84,20 @@ class Stage2:
         return out
 
 
-def figures(y, scores, threshold) -> dict:
-    from sklearn.metrics import average_precision_score
+def best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
+    """The validation rule `max_f1` of the train stage, here on pooled out-of-writer predictions."""
+    from pipeline.thresholds import choose_threshold
 
-    from pipeline.metrics import prf
+    return choose_threshold(y, scores, None, "max_f1").threshold
+
+
+def figures(y, scores, threshold) -> dict:
+    from pipeline.metrics import prf, ranking_scores
 
     out = {k: round(v, 4) for k, v in prf(y, scores >= threshold).items()}
     out["negatives_flagged"] = int(((scores >= threshold) & (y == 0)).sum())
     if y.any():
-        out["pr_auc"] = round(float(average_precision_score(y, scores)), 4)
+        out["pr_auc"] = round(ranking_scores(y, scores)["pr_auc"], 4)
     return out
 
 
