@@ -12,7 +12,7 @@ is downloaded at run time. Its wheel is for Linux on x86-64 only.
 
 Both stages are compared the same way:
 
-* **leave-one-writer-out** (LOWO): stage 1's out-of-writer probabilities come from `model_choice.py`'s folds (each
+* **leave-one-writer-out** (LOWO): stage 1's out-of-writer probabilities come from `model_choice.out_of_writer` (each
   writer scored by a model that never saw them). Stage 2 is then fitted for each writer on the other writers'
   posts and scored on the held-out one. One leak is left, in stage 2's favour: the stage-1 logit of a training
   post comes from a fold that had seen the held-out writer. F1 is at the threshold that is best on the pooled
@@ -25,7 +25,6 @@ Figures go to stdout and benchmarks/encoder_stage.json, with the encoder's speed
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import sys
 import time
@@ -38,23 +37,6 @@ import model_choice  # noqa: E402  (benchmarks/ is not a package)
 
 ROOT = model_choice.ROOT
 OUT = ROOT / "benchmarks" / "encoder_stage.json"
-
-
-def out_of_writer_proba(params, labeled, background, featurizer) -> np.ndarray:
-    """Stage 1's probability for every labeled post, from the fold that held its writer out."""
-    from joblib import Parallel, delayed
-
-    fold_params = dataclasses.replace(params, train=dataclasses.replace(params.train, calibration_folds=3))
-
-    def fold(writer):
-        held = labeled["writer"] == writer
-        model = model_choice.fit(fold_params, labeled[~held], background, featurizer)
-        return np.flatnonzero(held.to_numpy()), model.predict_proba(labeled.loc[held, "text"].tolist())
-
-    proba = np.zeros((len(labeled), len(params.labels)))
-    for index, p in Parallel(n_jobs=2)(delayed(fold)(w) for w in sorted(labeled["writer"].unique())):
-        proba[index] = p
-    return proba
 
 
 def logit(p: np.ndarray) -> np.ndarray:
@@ -124,7 +106,7 @@ def main(argv: list[str]) -> None:
     featurizer = make_featurizer(params).fit(docs_of(training_posts(labeled, background)))
 
     started = time.perf_counter()
-    p1_lowo = out_of_writer_proba(params, labeled, background, featurizer)
+    p1_lowo, _ = model_choice.out_of_writer(params, labeled, background, featurizer)
     lowo_seconds = time.perf_counter() - started
     model = model_choice.fit(params, labeled, background, featurizer)
     held = {"challenge": tables["challenge"], "real": tables["real_dev"],
