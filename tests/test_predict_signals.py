@@ -68,9 +68,15 @@ def big_input(tmp_path_factory) -> Path:
     return path
 
 
-def start(model: Path, *args, **kwargs) -> subprocess.Popen:
+def start(model: Path, *args, ignored: tuple[int, ...] = (), **kwargs) -> subprocess.Popen:
+    """predict with the signal dispositions a terminal gives it (a test runner started in the background passes
+    on SIGINT ignored), but for the ``ignored`` signals, as ``nohup`` or a shell's background job sets them."""
+    def dispositions():
+        for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+            signal.signal(signum, signal.SIG_IGN if signum in ignored else signal.SIG_DFL)
     return subprocess.Popen([sys.executable, "-m", "pipeline.predict", "--model", str(model), *map(str, args)],
-                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, **kwargs)
+                            cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            preexec_fn=dispositions, **kwargs)
 
 
 def temp_files(folder: Path) -> list[str]:
@@ -98,6 +104,19 @@ def test_sigterm_and_sigint_stop_cleanly(tiny_model_path, big_input, tmp_path, j
     assert "Traceback" not in err and err.strip().splitlines()[-1] in ("interrupted", "terminated")
     assert wait_until(lambda: not alive(workers), timeout=10)
     assert list(tmp_path.iterdir()) == [], err  # no output and no temporary file
+
+
+@pytest.mark.parametrize("signum", [signal.SIGHUP, signal.SIGINT])
+def test_a_signal_ignored_by_the_caller_stays_ignored(tiny_model_path, tmp_path, signum):
+    source = tmp_path / "posts.txt"
+    source.write_text("".join(f"{POSTS[i % len(POSTS)]}{i}\n" for i in range(20_000)), encoding="utf-8")
+    out = tmp_path / "scored.csv"
+    process = start(tiny_model_path, "--input", source, "--output", out, "--chunk-size", "500", ignored=(signum,))
+    assert wait_until(lambda: started_scoring(process, out, 1) or process.poll() is not None)
+    process.send_signal(signum)  # as closing the terminal of `nohup predict … &` would
+    _, err = process.communicate(timeout=120)
+    assert process.returncode == 0, err.decode("utf-8")
+    assert len(out.read_text(encoding="utf-8").splitlines()) == 20_001  # the header and every row
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -86,12 +86,14 @@ def _terminated(signum, frame) -> None:
 
 @contextlib.contextmanager
 def _sigterm_raises() -> Iterator[None]:
-    """SIGTERM (and SIGHUP) unwind the run like Ctrl-C does: workers stopped, unfinished output removed."""
+    """SIGTERM (and SIGHUP) unwind the run like Ctrl-C does: workers stopped, unfinished output removed. A signal
+    the caller ignores stays ignored: under ``nohup`` a closed terminal must not end the run."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     caught = [signal.SIGTERM] + ([signal.SIGHUP] if hasattr(signal, "SIGHUP") else [])
-    previous = {signum: signal.signal(signum, _terminated) for signum in caught}
+    previous = {signum: signal.signal(signum, _terminated) for signum in caught
+                if signal.getsignal(signum) is not signal.SIG_IGN}
     try:
         yield
     finally:
