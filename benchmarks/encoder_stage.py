@@ -73,13 +73,13 @@ def best_threshold(y: np.ndarray, scores: np.ndarray) -> float:
     return choose_threshold(y, scores, None, "max_f1").threshold
 
 
-def figures(y, scores, threshold) -> dict:
-    from pipeline.metrics import prf, ranking_scores
+def figures(y, proba, threshold) -> dict:
+    from pipeline.metrics import ranking_scores
 
-    out = {k: round(v, 4) for k, v in prf(y, scores >= threshold).items()}
-    out["negatives_flagged"] = int(((scores >= threshold) & (y == 0)).sum())
+    out = model_choice.scores(y, proba, threshold)
+    out["negatives_flagged"] = int(((proba >= threshold) & (y == 0)).sum())
     if y.any():
-        out["pr_auc"] = round(ranking_scores(y, scores)["pr_auc"], 4)
+        out["pr_auc"] = round(ranking_scores(y, proba)["pr_auc"], 4)
     return out
 
 
