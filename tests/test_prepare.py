@@ -2,13 +2,14 @@
 
 import json
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from pipeline.config import load_params
 from pipeline.data import prepare
 from pipeline.errors import UserError
-from pipeline.splits import near_duplicate_groups
+from pipeline.splits import near_duplicate_groups, split_labeled
 from tests.conftest import tiny_project
 
 HEADER = "text,candidacy,police_warning,kind\n"
@@ -180,3 +181,33 @@ def test_summary_counts_writers_register_and_trigger_free_positives(project):
     for label, counts in summary["trigger_free"].items():
         assert counts["positives"] == summary["labels"][label]
         assert 0 <= counts["trigger_free"] <= counts["positives"]
+
+
+def posts_frame(n: int, start: int = 0, seed: int = 0) -> pd.DataFrame:
+    """``n`` labeled rows as the split sees them (ids, label columns, a near-duplicate group each, a few shared)."""
+    rng = np.random.default_rng(seed)
+    ids = [f"p{start + i:06d}" for i in range(n)]
+    groups = np.arange(start, start + n)
+    groups[1::10] = groups[::10][: len(groups[1::10])]  # every tenth post has a near-duplicate
+    return pd.DataFrame({"id": ids, "group": groups, "candidacy": rng.integers(0, 2, n),
+                         "police_warning": (rng.random(n) < 0.3).astype(int)})
+
+
+def test_adding_posts_moves_almost_none_of_the_others_between_splits(project):
+    params = load_params(project)
+    before = posts_frame(2000)
+    after = pd.concat([before, posts_frame(300, start=2000, seed=1)], ignore_index=True)
+    first, second = split_labeled(before, params), split_labeled(after, params)
+    moved = int((first != second.iloc[: len(before)]).sum())
+    assert moved <= 20, f"{moved} of 2000 posts changed split when 300 were added"
+
+
+def test_the_split_keeps_groups_whole_and_each_label_combination_in_proportion(project):
+    params = load_params(project)
+    frame = posts_frame(3000)
+    frame["split"] = split_labeled(frame, params)
+    assert frame.groupby("group")["split"].nunique().max() == 1
+    combos = frame["candidacy"].astype(str) + frame["police_warning"].astype(str)
+    shares = pd.crosstab(combos, frame["split"], normalize="index")
+    assert ((shares["test"] - params.split.test_size).abs() < 0.02).all()
+    assert ((shares["val"] - params.split.val_size).abs() < 0.02).all()
