@@ -14,8 +14,8 @@ Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tes
 * A character repeated more than ``max_repeat`` times is cut to ``max_repeat`` (哈哈哈哈哈, !!!!!!).
 * Whitespace between two CJK characters is removed (参 选 -> 参选); other runs of whitespace become one space.
 * ``punctuation: drop``: every punctuation mark and symbol (Unicode categories P and S: 。，！？"~【】, emoji
-  pictographs) becomes a space, or nothing between two digits (12:00 reads as 1200, as it does typed without the
-  colon), and spaces between CJK characters are then removed again. Punctuation is how a writer styles a post,
+  pictographs) is removed, as if the post had been typed without it (12:00 reads as 1200, 我，3号楼 as 我3号楼); only
+  between two Latin words does it leave a space, and spaces between CJK characters are then removed again. Punctuation is how a writer styles a post,
   not what it reports: the model trained on polished posts had learned 。 and quotation marks as evidence, and
   real Weibo posts rarely end in 。. Dropped, adding, removing or changing punctuation cannot move a post's score.
 * ``aliases`` (``configs/aliases.yaml``): slang and euphemisms written as the plain word (帽子叔叔 -> 警察,
@@ -57,10 +57,11 @@ _ANY_QUOTE = re.compile(f"[{_DOUBLE_QUOTES}{_SINGLE_QUOTES}]")
 _CJK = "\u2e80-\u2fff\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _CJK_SPACE = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 _ASCII_WORD = re.compile(r"[a-z0-9]+")
-# Dropped punctuation first becomes this mark: between two digits it goes (12:00 -> 1200, as the same post typed
-# without punctuation reads), elsewhere it becomes a space.
+# Dropped punctuation first becomes this mark. Where the same post typed without the punctuation would have
+# nothing, it goes: between two digits (12:00 -> 1200) and beside a CJK character (我，3号楼 -> 我3号楼, as 看，主要 ->
+# 看主要 already was); elsewhere (between two Latin words) it becomes a space.
 _GAP = "\x00"
-_DIGIT_GAP = re.compile(r"(?<=\d)\x00+(?=\d)")
+_SILENT_GAP = re.compile(rf"(?<=\d)\x00+(?=\d)|(?<=[{_CJK}])\x00+|\x00+(?=[{_CJK}])")
 
 
 @functools.cache
@@ -167,7 +168,7 @@ class Normalizer:
             text = _alias_pattern(self.aliases).sub(lambda match: table[match.group(0)], text)
         if self.punctuation == "drop":
             text = text.translate(_punctuation())
-            text = _DIGIT_GAP.sub("", text).replace(_GAP, " ")
+            text = _SILENT_GAP.sub("", text).replace(_GAP, " ")
             if self.join_cjk_spaces:
                 text = _CJK_SPACE.sub("", text)
         return _SPACE.sub(" ", text).strip()

@@ -124,9 +124,10 @@ def test_dropped_punctuation_leaves_the_same_text(normalizer_drop):
         assert normalizer_drop.normalize(styled) == plain, styled
 
 
-def test_punctuation_between_digits_leaves_the_number_whole(normalizer_drop):
-    plain = normalizer_drop.normalize("投票时间本周四12001800 拘留10天")
+def test_dropped_punctuation_reads_as_the_post_typed_without_it(normalizer_drop):
+    plain = normalizer_drop.normalize("投票时间本周四12001800拘留10天")
     assert normalizer_drop.normalize("投票时间：本周四12:00—18:00，拘留10天。") == plain
+    assert normalizer_drop.normalize("认识一下我，3号楼的小周，电话：12345") == "认识一下我3号楼的小周电话12345"
     assert normalizer_drop.normalize("拘留 10 天") == "拘留 10 天"  # the writer's own spaces stay
     assert normalizer_drop.normalize("ok,fine") == "ok fine"  # between letters a mark is still a space
 
