@@ -15,9 +15,10 @@ Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tes
 * Whitespace between two CJK characters is removed (参 选 -> 参选); other runs of whitespace become one space.
 * ``punctuation: drop``: every punctuation mark and symbol (Unicode categories P and S: 。，！？"~【】, emoji
   pictographs) is removed, as if the post had been typed without it (12:00 reads as 1200, 我，3号楼 as 我3号楼); only
-  between two Latin words does it leave a space, and spaces between CJK characters are then removed again. Punctuation is how a writer styles a post,
-  not what it reports: the model trained on polished posts had learned 。 and quotation marks as evidence, and
-  real Weibo posts rarely end in 。. Dropped, adding, removing or changing punctuation cannot move a post's score.
+  between two Latin words does it leave a space, and spaces between CJK characters are then removed again.
+  Punctuation is how a writer styles a post, not what it reports: the model trained on polished posts had learned
+  。 and quotation marks as evidence, and real Weibo posts rarely end in 。. Dropped, adding, removing or changing
+  punctuation cannot move a post's score.
 * ``aliases`` (``configs/aliases.yaml``): slang and euphemisms written as the plain word (帽子叔叔 -> 警察,
   zf -> 政府), after conversion to simplified and lower case, so that what the model learns about the plain
   word carries over to its disguises.
