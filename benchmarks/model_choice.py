@@ -52,6 +52,7 @@ OPTIONS: dict[str, dict] = {
     "single_char_words": {"features.min_word_chars": 1},
     "mentions_dropped": {"normalize.mentions": "drop", "normalize.reposts": "drop"},
     "hashtags_dropped": {"normalize.hashtags": "drop"},
+    "crawl_text_kept": {"normalize.html_entities": "keep", "normalize.weibo_interface": "keep"},
     "calibration_by_post": {"train.calibration_groups": "post"},
     "C_1": {"train.C": 1.0},
     "C_4": {"train.C": 4.0},

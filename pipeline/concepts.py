@@ -20,7 +20,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.scope import plain
-from pipeline.text import read_word_lists
+from pipeline.word_lists import read_word_lists
 
 # How a concept's feature is shown in explanations and reports.
 NAME_FORMAT = "<{}>"

@@ -72,6 +72,8 @@ class NormalizeConfig:
     join_cjk_spaces: bool
     punctuation: Literal["keep", "drop"]
     aliases: bool
+    html_entities: Literal["keep", "decode"]
+    weibo_interface: Literal["keep", "drop"]
 
 
 @dataclass(frozen=True)
@@ -225,8 +227,7 @@ def load_params(path: str | Path = DEFAULT_PARAMS) -> Params:
         raise UserError(f"config file {path} is not valid YAML{line}") from None
     if not isinstance(raw, dict):
         raise UserError(f"config file {path} must hold a mapping of sections")
-    params = _build(Params, {k: v for k, v in raw.items()}, f"{path}", extra={"source": path})
-    return params
+    return _build(Params, raw, f"{path}", extra={"source": path})
 
 
 def _build(cls: type, raw: Any, where: str, extra: dict[str, Any] | None = None) -> Any:
@@ -236,8 +237,7 @@ def _build(cls: type, raw: Any, where: str, extra: dict[str, Any] | None = None)
     unknown = sorted(set(raw) - set(fields))
     if unknown:
         raise UserError(f"{where}: unknown key {unknown[0]!r} (expected one of: {', '.join(fields)})")
-    missing = [name for name in fields if name not in raw]
-    if missing:
+    if missing := [name for name in fields if name not in raw]:
         raise UserError(f"{where}: missing key {missing[0]!r}")
     hints = typing.get_type_hints(cls)
     values = {name: _coerce(hints[name], raw[name], f"{where}: {name}") for name in fields}

@@ -9,7 +9,7 @@ import pandas as pd
 
 from pipeline.config import Params
 from pipeline.lexicon import keyword_scores, read_lexicon
-from pipeline.text import has_traditional
+from pipeline.simplified import has_traditional
 
 SPLITS = ("train", "val", "test")
 

@@ -24,7 +24,7 @@ import pandas as pd
 from pipeline.config import Params
 from pipeline.errors import UserError
 from pipeline.pool import ScoredPool, default_pool, read_pool, score_pool
-from pipeline.text import to_simplified
+from pipeline.simplified import to_simplified
 
 log = logging.getLogger("keywords")
 

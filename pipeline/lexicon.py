@@ -13,7 +13,7 @@ import numpy as np
 
 from pipeline.errors import UserError
 from pipeline.files import read_yaml
-from pipeline.text import to_simplified
+from pipeline.simplified import to_simplified
 
 
 def read_lexicon(path: str | Path, labels: list[str] | tuple[str, ...]) -> dict[str, list[str]]:

@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from pipeline.segmenter import Doc
-from pipeline.text import read_word_lists
+from pipeline.word_lists import read_word_lists
 
 SHIFT = 0x50000
 _LAST_SHIFTABLE = 0x3FFFF  # planes 0 to 3 (every assigned CJK character) shift into the unassigned planes 5 to 8

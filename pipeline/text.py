@@ -19,6 +19,12 @@ Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tes
   Punctuation is how a writer styles a post, not what it reports: the model trained on polished posts had learned
   。 and quotation marks as evidence, and real Weibo posts rarely end in 。. Dropped, adding, removing or changing
   punctuation cannot move a post's score.
+* ``html_entities: decode``: HTML character references that crawled and exported posts carry (``&quot;``,
+  ``&amp;``, ``&#8220;``) read as the characters they stand for, not as the words quot, amp, 8220.
+* ``weibo_interface: drop``: text of Weibo's own interface that crawls and copy-paste capture along with a post:
+  its link and video cards (``O网页链接``, ``L某某的微博视频``, ``L某某的秒拍视频``) are links, handled as ``urls``
+  says; its ``展开全文`` / ``收起全文`` buttons (with the icon letter a crawl leaves, ``c`` or ``d``) are removed.
+  None of it is what the writer typed.
 * ``aliases`` (``configs/aliases.yaml``): slang and euphemisms written as the plain word (帽子叔叔 -> 警察,
   zf -> 政府), after conversion to simplified and lower case, so that what the model learns about the plain
   word carries over to its disguises.
@@ -27,10 +33,14 @@ Decisions (each configurable, see ``normalize:`` in configs/params.yaml, and tes
 from __future__ import annotations
 
 import functools
+import html
 import re
 import unicodedata
 from collections.abc import Iterable
 from typing import Any
+
+from pipeline.simplified import converter
+from pipeline.word_lists import read_aliases
 
 # Placeholders: private-use characters, which real input can never contain (they are stripped first).
 URL = "\ue001"
@@ -52,6 +62,10 @@ _REPLY = re.compile(r"回复\s*@[^\s:/@]{1,30}\s*:?")
 _MENTION = re.compile(r"@[\w\-·]{1,30}")
 _HASHTAG = re.compile(r"#([^#\n]{1,60})#")
 _EMOJI = re.compile(r"\[([\w\u4e00-\u9fff]{1,8})\]")
+# Weibo's interface as crawled (after t2s, before lower-casing): link and video cards (the icon is a capital O or
+# L), and the buttons that fold a long post, each with the letter its icon leaves.
+_WEIBO_CARD = re.compile(r"O?网页链接|L[^\sL]{1,30}?的(?:微博|秒拍|美拍)视频")
+_WEIBO_BUTTON = re.compile(r"(?:\.{3}|…)?\s*展开全文\s*c?|收起全文\s*d?|(?:\.{3}|…)\s*展开\s*$")
 _DOUBLE_QUOTES, _SINGLE_QUOTES = "“”„‟「」『』〝〞〟«»", "‘’‚‛"
 _QUOTES = str.maketrans({**dict.fromkeys(_DOUBLE_QUOTES, '"'), **dict.fromkeys(_SINGLE_QUOTES, "'")})
 _ANY_QUOTE = re.compile(f"[{_DOUBLE_QUOTES}{_SINGLE_QUOTES}]")
@@ -74,19 +88,14 @@ def _punctuation() -> dict[int, str]:
     return {c: _GAP for c in range(0x30000) if not 0xD800 <= c <= 0xDFFF and unicodedata.category(chr(c))[0] in "PS"}
 
 
-def _converter():
-    import opencc  # imported lazily: the model may be loaded where t2s is switched off
-
-    return opencc.OpenCC("t2s")
-
-
 class Normalizer:
     """Stateless: a sequence of raw posts in, a list of normalised strings out. Its settings are plain values
     (:meth:`settings`), which the model file stores and :meth:`from_settings` reads back."""
 
     def __init__(self, t2s: bool = True, lowercase: bool = True, urls: str = "token", mentions: str = "token",
                  reposts: str = "token", hashtags: str = "text", emoji: str = "text", max_repeat: int = 3,
-                 join_cjk_spaces: bool = True, punctuation: str = "keep", aliases: tuple = ()):
+                 join_cjk_spaces: bool = True, punctuation: str = "keep", aliases: tuple = (),
+                 html_entities: str = "keep", weibo_interface: str = "keep"):
         for name, value in (("urls", urls), ("mentions", mentions), ("reposts", reposts)):
             if value not in ("token", "drop", "keep"):
                 raise ValueError(f"{name} must be token, drop or keep")
@@ -97,6 +106,10 @@ class Normalizer:
             raise ValueError("max_repeat must be a whole number of at least 1")
         if punctuation not in ("keep", "drop"):
             raise ValueError("punctuation must be keep or drop")
+        if html_entities not in ("keep", "decode"):
+            raise ValueError("html_entities must be keep or decode")
+        if weibo_interface not in ("keep", "drop"):
+            raise ValueError("weibo_interface must be keep or drop")
         self.t2s = bool(t2s)
         self.lowercase = bool(lowercase)
         self.urls = urls
@@ -108,6 +121,8 @@ class Normalizer:
         self.join_cjk_spaces = bool(join_cjk_spaces)
         self.punctuation = punctuation
         self.aliases = tuple((str(alias), str(word)) for alias, word in aliases)
+        self.html_entities = html_entities
+        self.weibo_interface = weibo_interface
         self._converter = None
 
     def settings(self) -> dict[str, Any]:
@@ -115,7 +130,8 @@ class Normalizer:
         return {"t2s": self.t2s, "lowercase": self.lowercase, "urls": self.urls, "mentions": self.mentions,
                 "reposts": self.reposts, "hashtags": self.hashtags, "emoji": self.emoji,
                 "max_repeat": self.max_repeat, "join_cjk_spaces": self.join_cjk_spaces,
-                "punctuation": self.punctuation, "aliases": [list(pair) for pair in self.aliases]}
+                "punctuation": self.punctuation, "aliases": [list(pair) for pair in self.aliases],
+                "html_entities": self.html_entities, "weibo_interface": self.weibo_interface}
 
     @classmethod
     def from_settings(cls, settings: dict[str, Any]) -> Normalizer:
@@ -127,6 +143,9 @@ class Normalizer:
 
     def transform(self, X: Iterable[str]) -> list[str]:
         texts = [_clean(text) for text in X]
+        if self.html_entities == "decode":
+            # Decoded, then cleaned again: a reference can stand for an invisible or private-use character.
+            texts = [_clean(html.unescape(text)) if "&" in text else text for text in texts]
         if self.t2s:
             texts = self._to_simplified(texts)
         return [self._markup(text) for text in texts]
@@ -137,15 +156,18 @@ class Normalizer:
 
     def _to_simplified(self, texts: list[str]) -> list[str]:
         # One OpenCC call for the whole batch, joined by a character _clean has removed from every text.
-        converter = self._t2s()
-        parts = converter.convert(_BATCH_SEPARATOR.join(texts)).split(_BATCH_SEPARATOR)
+        t2s = self._t2s()
+        parts = t2s.convert(_BATCH_SEPARATOR.join(texts)).split(_BATCH_SEPARATOR)
         if len(parts) != len(texts):  # never expected; keep rows aligned whatever OpenCC does
-            parts = [converter.convert(text) for text in texts]
+            parts = [t2s.convert(text) for text in texts]
         return parts
 
     def _markup(self, text: str) -> str:
         # Each pattern runs only when the text holds a character it needs (cheap substring tests): most posts
         # have no URL, mention, hashtag or emoji code, and a regex scan per post per pattern adds up.
+        if self.weibo_interface == "drop" and any(word in text for word in ("网页链接", "视频", "全文", "展开")):
+            text = _replace(_WEIBO_CARD, text, self.urls, URL)
+            text = _WEIBO_BUTTON.sub(" ", text)
         if self.lowercase:
             text = text.lower()
         if _ANY_QUOTE.search(text):
@@ -177,7 +199,7 @@ class Normalizer:
     def _t2s(self):
         # The OpenCC converter is built on first use: it costs time, and a model may switch t2s off.
         if self._converter is None:
-            self._converter = _converter()
+            self._converter = converter()
         return self._converter
 
 
@@ -218,52 +240,13 @@ def _replace(pattern: re.Pattern, text: str, mode: str, placeholder: str) -> str
     return pattern.sub(f" {placeholder} " if mode == "token" else " ", text)
 
 
-def read_word_lists(path, what: str, key: str) -> dict[str, tuple[str, ...]]:
-    """A YAML mapping of a ``key`` to a non-empty list of words (the concept table, the scope cues), the words
-    stripped, in simplified characters and lower case as normalised text has them, each once, in file order;
-    anything else is a UserError."""
-    from pipeline.errors import UserError
-    from pipeline.files import read_yaml
-
-    raw = read_yaml(path, what)
-    if not isinstance(raw, dict) or not raw:
-        raise UserError(f"{path}: expected a mapping of a {key} to a list of words")
-    lists = {}
-    for name, words in raw.items():
-        if not isinstance(words, list) or not words or not all(isinstance(w, str) and w.strip() for w in words):
-            raise UserError(f"{path}: {name!r} must map to a non-empty list of words")
-        lists[name] = tuple(dict.fromkeys(to_simplified(w.strip()).lower() for w in words))
-    return lists
-
-
-def read_aliases(path) -> tuple[tuple[str, str], ...]:
-    """The alias table (``canonical: [alias, …]``) as sorted (alias, canonical) pairs, aliases in simplified
-    characters and lower case as they are matched; a malformed table or an alias given twice is a UserError."""
-    from pipeline.errors import UserError
-    from pipeline.files import read_yaml
-
-    raw = read_yaml(path, "alias table")
-    if not isinstance(raw, dict):
-        raise UserError(f"{path}: expected a mapping of a plain word to a list of its aliases")
-    pairs: dict[str, str] = {}
-    for canonical, aliases in raw.items():
-        if not isinstance(canonical, str) or not isinstance(aliases, list) or not all(
-                isinstance(a, str) and a.strip() for a in aliases):
-            raise UserError(f"{path}: {canonical!r} must map to a list of aliases (strings)")
-        for alias in aliases:
-            key = to_simplified(alias.strip()).lower()
-            if key in pairs:
-                raise UserError(f"{path}: alias {alias!r} is given twice")
-            pairs[key] = canonical
-    return tuple(sorted(pairs.items()))
-
-
 def make_normalizer(params) -> Normalizer:
     """The normaliser the config describes (``normalize:``), with the alias table read in when it is on."""
     cfg = params.normalize
     return Normalizer(t2s=cfg.t2s, lowercase=cfg.lowercase, urls=cfg.urls, mentions=cfg.mentions,
                       reposts=cfg.reposts, hashtags=cfg.hashtags, emoji=cfg.emoji, max_repeat=cfg.max_repeat,
                       join_cjk_spaces=cfg.join_cjk_spaces, punctuation=cfg.punctuation,
+                      html_entities=cfg.html_entities, weibo_interface=cfg.weibo_interface,
                       aliases=read_aliases(params.root_path(params.paths.aliases)) if cfg.aliases else ())
 
 
@@ -272,22 +255,3 @@ def readable(text: str) -> str:
     for symbol, name in PLACEHOLDER_NAMES.items():
         text = text.replace(symbol, name)
     return text
-
-
-def to_simplified(text: str) -> str:
-    """The text with traditional characters converted to simplified (OpenCC t2s)."""
-    return _shared_converter().convert(text) if text else text
-
-
-def has_traditional(text: str) -> bool:
-    """True when OpenCC's t2s would change the text: the post uses traditional characters."""
-    return isinstance(text, str) and bool(text) and to_simplified(text) != text
-
-
-_SHARED: list = []
-
-
-def _shared_converter():
-    if not _SHARED:
-        _SHARED.append(_converter())
-    return _SHARED[0]

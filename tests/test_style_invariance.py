@@ -2,8 +2,9 @@
 
 The labeling guide says a label comes from what a post reports, not how it is written. The corpus's writers and
 real Weibo users style posts differently (final 。, quotation marks, full-width forms, emoji, links, traditional
-characters), and a model that leans on that style fails on real posts. Every test-split post, positive and
-negative, is restyled each way below, and the real model's decisions must not change.
+characters, and in crawled text link cards and HTML escapes), and a model that leans on that style fails on real
+posts. Every test-split post, positive and negative, is restyled each way below, and the real model's decisions must
+not change.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ PERTURBATIONS = {
     "trailing emoji code": lambda t: t + "[哈哈]",
     "trailing emoji": lambda t: t + " 😂",
     "trailing link": lambda t: t + " http://t.cn/A6x9Kq2",
+    "trailing link card, as crawled": lambda t: t + " O网页链接",
+    "folded, as crawled": lambda t: t + "...展开全文c",
+    "html-escaped quotes": lambda t: t.replace("“", "&quot;").replace("”", "&quot;").replace('"', "&quot;"),
     "traditional characters": _traditional,
 }
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from pipeline.text import MENTION, REPLY, REPOST, URL, Normalizer, has_traditional, readable, to_simplified
+from pipeline.simplified import has_traditional, to_simplified
+from pipeline.text import MENTION, REPLY, REPOST, URL, Normalizer, readable
 
 norm = Normalizer().normalize
 
@@ -84,6 +85,30 @@ def test_options_can_keep_or_drop_markup():
     assert drop("@小明 #话题# [哈哈] http://t.cn/abc 好") == "好"
 
 
+def test_html_character_references_read_as_the_characters_they_stand_for(normalizer_drop):
+    typed = normalizer_drop.normalize('男子给狗取名"城管"被拘&留')
+    assert normalizer_drop.normalize("男子给狗取名&quot;城管&quot;被拘&amp;留") == typed
+    assert normalizer_drop.normalize("男子给狗取名&#8220;城管&#x201d;被拘&留") == typed
+    assert "quot" not in normalizer_drop.normalize("&quot;城管&quot;")
+    # a reference to a private-use character cannot smuggle in a placeholder
+    assert normalizer_drop.normalize("被带走&#xe001;") == normalizer_drop.normalize("被带走")
+    assert Normalizer(html_entities="keep", punctuation="drop").normalize("&quot;城管&quot;") == "quot城管quot"
+
+
+def test_weibo_interface_text_is_not_what_the_writer_typed(normalizer_drop):
+    typed = normalizer_drop.normalize("被派出所叫去喝茶了")
+    crawled_as = (" O网页链接", " O網頁鏈接", "L某某的微博视频", " L小王的秒拍视频",
+                  "...展开全文c", " 收起全文d", "...展开")
+    for crawled in crawled_as:
+        assert normalizer_drop.normalize("被派出所叫去喝茶了" + crawled) == typed, crawled
+    # a card is a link: with urls: token it is the link placeholder
+    assert Normalizer(urls="token", weibo_interface="drop").normalize("看 O网页链接") == f"看 {URL}"
+    # the words on their own, in what someone wrote, stay
+    assert "视频" in normalizer_drop.normalize("他发的微博视频被删了")
+    assert "展开" in normalizer_drop.normalize("调查展开了")
+    assert Normalizer().normalize("看 O网页链接") == "看 o网页链接"  # keep (the default of older model files)
+
+
 def test_settings_rebuild_the_same_normalizer(normalizer_drop):
     settings = json.loads(json.dumps(normalizer_drop.settings()))  # as the model file stores them
     clone = Normalizer.from_settings(settings)
@@ -140,7 +165,7 @@ def test_aliases_write_slang_as_the_plain_word(normalizer_drop):
 
 def test_alias_table_errors_are_one_line(tmp_path):
     from pipeline.errors import UserError
-    from pipeline.text import read_aliases
+    from pipeline.word_lists import read_aliases
 
     path = tmp_path / "aliases.yaml"
     path.write_text("警察: [jc]\n政府: [JC]\n", encoding="utf-8")
