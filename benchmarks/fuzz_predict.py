@@ -5,7 +5,8 @@
 
 Posts come from every Unicode plane and category: control characters (NUL, CR, LF, TAB, NEL, the Unicode line
 separators), zero-width and bidi marks, CSV- and JSON-hostile text, lone surrogates (in JSON Lines), empty and
-100 KB to 1 MB posts. They go in as CSV, TSV, JSON Lines, text and Parquet, plain and gzipped, and come out as
+100 KB to 1 MB posts, HTML escapes and Weibo's interface text, and long runs before the words the normaliser's
+patterns look for. They go in as CSV, TSV, JSON Lines, text and Parquet, plain and gzipped, and come out as
 CSV, TSV, JSON Lines and Parquet, plain and gzipped: every pair, through ``pipeline.predict.cli`` in this process.
 Each output is read back with Python's csv and pandas (which must agree), json or pyarrow, and compared with the
 input cell by cell, and its scores with the Python API's. Damaged gzip and Parquet inputs must give exit code 2
@@ -44,7 +45,8 @@ HOSTILE = ['"', '""', '","', ",", "\t", "\r", "\n", "\r\n", "\n\r", "\\", '\\"',
            "NaN", "None", "true", "=1+1", "#", " ", "\x00", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x1f", "\x7f",
            "\x85", "\u2028", "\u2029", "\ufeff", "\u200b", "\u200c", "\u200d", "\u200e", "\u200f", "\u202a", "\u202e",
            "\u2066", "\u2069", "\ufffd", "\uffff", "\U0010ffff", "\U0001f600", "\U00020000", "\ue000", "'", "`",
-           "\\u0000", "\\ud800", "<script>", "a\rb", '"a"b', '"引用" 他说']
+           "\\u0000", "\\ud800", "<script>", "a\rb", '"a"b', '"引用" 他说', "&quot;", "&amp;", "&#8220;", "&#xe001;",
+           "&#0;", "O网页链接", "...展开全文c", "收起全文d", "L某某的微博视频"]
 JSON_IDS = ["1", "-0", "1.0", "1.50", "1e5", "1E+2", "1e400", "-1e-400", "12345678901234567890123456789", "9" * 5000,
             "true", "false", "null", "[]", "{}", '{"a": [1, {"b": null}], "c": 2.50}', '"007"', '"\\u00e9\\/"',
             '""', '"a\\u0000b"', '"\\r"']
@@ -84,6 +86,11 @@ def make_rows(n: int, seed: int, big: bool = True) -> list[dict]:
         for size in (100_000, 1_000_000):
             rows[rng.randrange(n)]["text"] = ("又被国保约谈了，" + "".join(rng.choice(HOSTILE) for _ in range(5))) * (
                 size // 13)
+        # Long runs before the words the normaliser's patterns look for: a pattern that backtracks over the run
+        # at every start takes minutes here instead of milliseconds.
+        runs = (" " * 300_000 + "展开", "." * 300_000 + "展开全文", "&" * 300_000 + "L" + "某" * 300_000 + "的微博视频")
+        for run in runs:
+            rows[rng.randrange(n)]["text"] = run
     return rows
 
 
@@ -183,6 +190,7 @@ def read_output(path: Path, fmt: str) -> tuple[list[str], list[list], list[str] 
     import pandas as pd
 
     sep = "\t" if fmt == "tsv" else ","
+    csv.field_size_limit(sys.maxsize)  # cells of a megabyte and more
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"), newline=""), delimiter=sep))
     frame = pd.read_csv(io.BytesIO(data), sep=sep, dtype=str, keep_default_na=False)
     by_pandas = [list(frame.columns), *frame.to_numpy().tolist()]

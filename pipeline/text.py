@@ -65,7 +65,7 @@ _EMOJI = re.compile(r"\[([\w\u4e00-\u9fff]{1,8})\]")
 # Weibo's interface as crawled (after t2s, before lower-casing): link and video cards (the icon is a capital O or
 # L), and the buttons that fold a long post, each with the letter its icon leaves.
 _WEIBO_CARD = re.compile(r"O?网页链接|L[^\sL]{1,30}?的(?:微博|秒拍|美拍)视频")
-_WEIBO_BUTTON = re.compile(r"(?:\.{3}|…)?\s*展开全文\s*c?|收起全文\s*d?|(?:\.{3}|…)\s*展开\s*$")
+_WEIBO_BUTTON = re.compile(r"(?:(?:\.{3}|…)\s*)?展开全文\s*c?|收起全文\s*d?|(?:\.{3}|…)\s*展开\s*$")
 _DOUBLE_QUOTES, _SINGLE_QUOTES = "“”„‟「」『』〝〞〟«»", "‘’‚‛"
 _QUOTES = str.maketrans({**dict.fromkeys(_DOUBLE_QUOTES, '"'), **dict.fromkeys(_SINGLE_QUOTES, "'")})
 _ANY_QUOTE = re.compile(f"[{_DOUBLE_QUOTES}{_SINGLE_QUOTES}]")
