@@ -24,11 +24,14 @@ class ThresholdChoice:
 
 def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | None, rule: str,
                      min_precision: float = 0.9, fixed: float = 0.5,
-                     max_background_far: float | None = None, f1_tolerance: float = 0.0) -> ThresholdChoice:
+                     max_background_far: float | None = None, f1_tolerance: float = 0.0,
+                     within_tolerance: str = "highest") -> ThresholdChoice:
     """Pick the decision threshold (flag when score >= threshold) on validation scores by the configured rule.
 
     Only thresholds whose false-alarm rate on the background posts stays within ``max_background_far`` are
-    eligible. With ``max_f1``, the highest threshold whose F1 is within ``f1_tolerance`` of the best is taken.
+    eligible. With ``max_f1``, of the thresholds whose F1 is within ``f1_tolerance`` of the best, the highest is
+    taken (``within_tolerance``: highest, fewest flags) or the middle one (middle: the median of them, which a
+    resampled validation split moves far less than the single best, whose place on a flat curve is chance).
     The threshold is placed halfway between the chosen score and the next lower score seen, so
     that it does not sit exactly on one validation post.
     """
@@ -57,8 +60,13 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | 
         log.warning("no threshold meets max_background_far=%s; using %.4f", max_background_far, threshold)
         return _choice(y, score, threshold, far(threshold))
     if rule == "max_f1":
-        best = np.flatnonzero(eligible & (f1 >= f1[eligible].max() - f1_tolerance))
-        pick = best[-1]  # among (nearly) equal F1, the highest threshold: fewer flags
+        best = np.flatnonzero(eligible & (f1 >= f1[eligible].max() - f1_tolerance))  # ascending thresholds
+        if within_tolerance == "highest":
+            pick = best[-1]  # among (nearly) equal F1, the highest threshold: fewer flags
+        elif within_tolerance == "middle":
+            pick = best[(len(best) - 1) // 2]
+        else:
+            raise ValueError(f"unknown within_tolerance {within_tolerance!r}")
     elif rule == "min_precision":
         reaching = np.flatnonzero(eligible & (precision >= min_precision))
         if len(reaching):

@@ -105,15 +105,15 @@ def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:
     return difference
 
 
-def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
-             writer_folds: dict[str, int] | None = None) -> tuple[dict, dict]:
-    """Choose each label's threshold on the validation split; return thresholds and validation scores.
+def validation_scores(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
+                      writer_folds: dict[str, int] | None = None):
+    """The posts thresholds are chosen on and the model's scores for them: the labeled validation posts and the
+    background posts labeled by id as positives (real text), with their probabilities; and the other background
+    validation posts, which bound the false-alarm rate, with theirs (None without background posts).
 
     With ``writer_folds`` (writer -> the calibrated fold that never saw them: :func:`train`), a labeled
     validation post is scored by that fold alone, as the model scores a writer it never saw; the rest by the
     whole model."""
-    # The labeled validation posts and the background posts labeled by id as positives (real text); the other
-    # background validation posts bound the false-alarm rate.
     in_val = background["split"] == "val"
     val = pd.concat([labeled[labeled["split"] == "val"], background[in_val & background["labeled"]]])
     # Scored from raw text through the whole saved pipeline: the same path predict takes; each post once, by the
@@ -129,6 +129,14 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
         proba[mine] = model.fold_proba(texts[mine].tolist(), int(k))
     bg_val = background[in_val & ~background["labeled"]]
     bg_proba = model.predict_proba(bg_val["text"].tolist()) if len(bg_val) else None
+    return val, proba, bg_val, bg_proba
+
+
+def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
+             writer_folds: dict[str, int] | None = None) -> tuple[dict, dict]:
+    """Choose each label's threshold on the validation split (:func:`validation_scores`); return thresholds and
+    validation scores."""
+    val, proba, bg_val, bg_proba = validation_scores(params, model, labeled, background, writer_folds)
     cfg = params.thresholds
     thresholds, scores = {}, {}
     for j, label in enumerate(params.labels):
@@ -136,7 +144,8 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
         choice = choose_threshold(y, proba[:, j], None if bg_proba is None else bg_proba[:, j], cfg.rule,
                                   min_precision=cfg.min_precision, fixed=cfg.fixed,
                                   max_background_far=cfg.max_background_far,
-                                  f1_tolerance=cfg.f1_tolerance.get(label, 0.0))
+                                  f1_tolerance=cfg.f1_tolerance.get(label, 0.0),
+                                  within_tolerance=cfg.within_tolerance)
         negatives = y == 0
         fpr = float((proba[negatives, j] >= choice.threshold).mean()) if negatives.any() else None
         thresholds[label] = choice.threshold

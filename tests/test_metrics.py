@@ -29,6 +29,29 @@ def test_background_false_alarm_cap_excludes_low_thresholds():
     assert choice.threshold > 0.39
 
 
+def test_within_tolerance_takes_the_highest_or_the_middle_of_the_near_best_thresholds():
+    # F1 by threshold (flag >= t): 0.95 -> 0.40, 0.90 -> 0.67, 0.80 -> 0.57, 0.70 -> 0.75, 0.40 -> 0.89, 0.30 -> 0.80,
+    # 0.20 -> 0.73, 0.10 -> 0.67
+    highest = choose_threshold(Y, P, None, "max_f1", f1_tolerance=0.2, within_tolerance="highest")
+    middle = choose_threshold(Y, P, None, "max_f1", f1_tolerance=0.2, within_tolerance="middle")
+    assert 0.7 > highest.threshold > 0.4  # of 0.2, 0.3, 0.4, 0.7 (F1 within 0.2 of 0.89): the highest
+    assert 0.3 > middle.threshold > 0.2  # ... and the lower middle one
+    assert choose_threshold(Y, P, None, "max_f1", within_tolerance="middle") == choose_threshold(Y, P, None, "max_f1")
+
+
+def test_a_middle_threshold_moves_less_when_the_validation_posts_are_resampled():
+    rng = np.random.default_rng(0)
+    y = rng.random(3000) < 0.35
+    score = np.clip(np.where(y, rng.beta(5, 2, 3000), rng.beta(2, 5, 3000)), 0, 1)
+    picked = {"highest": [], "middle": []}
+    for _ in range(60):
+        i = rng.integers(0, len(y), len(y))
+        for rule in picked:
+            picked[rule].append(choose_threshold(y[i], score[i], None, "max_f1", f1_tolerance=0.01,
+                                                 within_tolerance=rule).threshold)
+    assert np.std(picked["middle"]) < np.std(picked["highest"])
+
+
 def test_fixed_threshold_is_kept():
     assert choose_threshold(Y, P, None, "fixed", fixed=0.5).threshold == 0.5
 
