@@ -48,6 +48,7 @@ OPTIONS: dict[str, dict] = {
     "far_cap": {"thresholds.max_background_far": 0.0005},
     "char_unigrams": {"features.char_ngrams": (1, 3)},
     "chars_2_only": {"features.char_ngrams": (2, 2)},
+    "word_trigrams": {"features.word_ngrams": (1, 3)},
     "emoji_and_urls_kept": {"normalize.urls": "token", "normalize.emoji": "text"},
     "single_char_words": {"features.min_word_chars": 1},
     "mentions_dropped": {"normalize.mentions": "drop", "normalize.reposts": "drop"},
