@@ -5,6 +5,7 @@ from __future__ import annotations
 
 
 def converter():
+    """A new OpenCC t2s converter (a Normalizer builds its own on first use; the functions below share one)."""
     import opencc  # imported lazily: the model may be loaded where t2s is switched off
 
     return opencc.OpenCC("t2s")

@@ -106,7 +106,8 @@ def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:
 
 
 def validation_scores(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
-                      writer_folds: dict[str, int] | None = None):
+                      writer_folds: dict[str, int] | None = None
+                      ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray | None]:
     """The posts thresholds are chosen on and the model's scores for them: the labeled validation posts and the
     background posts labeled by id as positives (real text), with their probabilities; and the other background
     validation posts, which bound the false-alarm rate, with theirs (None without background posts).
