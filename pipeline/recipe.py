@@ -41,13 +41,19 @@ class Labelwise(BaseEstimator):
         return [estimator.predict_proba(X) for estimator in self.estimators_]
 
 
+def make_linear(params: Params) -> LogisticRegression:
+    """The configured logistic regression (``train:`` C, class weights, iterations, seed), before calibration."""
+    cfg = params.train
+    return LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, solver="liblinear", max_iter=cfg.max_iter,
+                              random_state=cfg.seed)
+
+
 def make_classifier(params: Params, folds: list[tuple[np.ndarray, np.ndarray]] | None = None) -> Labelwise:
     """Per label, its row normalisation (``features.norm_floor_quantile``, ``features.norm_power``), then a logistic
     regression with Platt scaling over cross-validated folds (``train:``): ``folds`` as (train, calibration) row
     indices, the same for every label, or else stratified folds of posts."""
     cfg = params.train
-    linear = LogisticRegression(C=cfg.C, class_weight=cfg.class_weight, solver="liblinear", max_iter=cfg.max_iter,
-                                random_state=cfg.seed)
+    linear = make_linear(params)
     if folds is None:
         folds = StratifiedKFold(n_splits=cfg.calibration_folds, shuffle=True, random_state=cfg.seed)
     calibrated = CalibratedClassifierCV(linear, method=cfg.calibration, cv=folds)
