@@ -22,9 +22,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-# name -> (f1_tolerance, within_tolerance)
-RULES = {"best F1": (0.0, "highest"), "highest within 0.005": (0.005, "highest"),
-         "middle within 0.005": (0.005, "middle"), "middle within 0.01": (0.01, "middle")}
+# name -> (f1_tolerance, within_tolerance, max_background_far; None: as configured)
+RULES = {"best F1": (0.0, "highest", None), "highest within 0.005": (0.005, "highest", None),
+         "middle within 0.005": (0.005, "middle", None), "middle within 0.01": (0.01, "middle", None),
+         "lowest within 0.005, false alarms at most 0.05%": (0.005, "lowest", 0.0005)}
 
 
 def main(argv: list[str]) -> None:
@@ -52,8 +53,9 @@ def main(argv: list[str]) -> None:
     for j, label in enumerate(params.labels):
         y, score = val[label].to_numpy(), proba[:, j]
         background = None if bg_proba is None else bg_proba[:, j]
-        for name, (tolerance, within) in RULES.items():
-            picks = [choose_threshold(y[rows], score[rows], background, "max_f1", max_background_far=cap,
+        for name, (tolerance, within, rule_cap) in RULES.items():
+            picks = [choose_threshold(y[rows], score[rows], background, "max_f1",
+                                      max_background_far=cap if rule_cap is None else rule_cap,
                                       f1_tolerance=tolerance, within_tolerance=within).threshold
                      for rows in [np.arange(len(val)), *draws]]
             actual, picks = picks[0], np.array(picks[1:])

@@ -128,6 +128,9 @@ class TrainConfig:
     seed: int
 
 
+WithinTolerance = Literal["highest", "middle", "lowest"]
+
+
 @dataclass(frozen=True)
 class ThresholdConfig:
     rule: Literal["max_f1", "min_precision", "fixed"]
@@ -135,7 +138,13 @@ class ThresholdConfig:
     fixed: float
     max_background_far: float | None
     f1_tolerance: dict[str, float]
-    within_tolerance: Literal["highest", "middle"]
+    within_tolerance: WithinTolerance | dict[str, WithinTolerance]
+
+    def within(self, label: str) -> str:
+        """How ``label``'s threshold is picked among the near-best ones: one rule for every label, or per label
+        (a label not listed: middle)."""
+        rule = self.within_tolerance
+        return rule.get(label, "middle") if isinstance(rule, dict) else rule
 
 
 @dataclass(frozen=True)
@@ -186,8 +195,10 @@ class Params:
         if Path(self.paths.model_card) != model.with_name(f"{model.stem}_card.json"):
             raise UserError(f"{self.source}: paths.model_card must be {model.with_name(model.stem + '_card.json')} "
                             "(the card sits beside its model)")
+        within = self.thresholds.within_tolerance
         for key, per_label in (("features.norm_power", self.features.norm_power),
-                               ("thresholds.f1_tolerance", self.thresholds.f1_tolerance)):
+                               ("thresholds.f1_tolerance", self.thresholds.f1_tolerance),
+                               ("thresholds.within_tolerance", within if isinstance(within, dict) else {})):
             for label in per_label:
                 if label not in self.labels:
                     raise UserError(f"{self.source}: {key} names {label!r}, which is not one of the labels")

@@ -30,8 +30,9 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | 
 
     Only thresholds whose false-alarm rate on the background posts stays within ``max_background_far`` are
     eligible. With ``max_f1``, of the thresholds whose F1 is within ``f1_tolerance`` of the best, the highest is
-    taken (``within_tolerance``: highest, fewest flags) or the middle one (middle: the median of them, which a
-    resampled validation split moves far less than the single best, whose place on a flat curve is chance).
+    taken (``within_tolerance``: highest, fewest flags), the middle one (middle: the median of them, which a
+    resampled validation split moves far less than the single best, whose place on a flat curve is chance) or the
+    lowest (lowest: most recall; with ``max_background_far`` set, the most that false alarms allow).
     The threshold is placed halfway between the chosen score and the next lower score seen, so
     that it does not sit exactly on one validation post.
     """
@@ -65,6 +66,8 @@ def choose_threshold(y: np.ndarray, score: np.ndarray, background: np.ndarray | 
             pick = best[-1]  # among (nearly) equal F1, the highest threshold: fewer flags
         elif within_tolerance == "middle":
             pick = best[(len(best) - 1) // 2]
+        elif within_tolerance == "lowest":
+            pick = best[0]
         else:
             raise ValueError(f"unknown within_tolerance {within_tolerance!r}")
     elif rule == "min_precision":

@@ -146,7 +146,7 @@ def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd
                                   min_precision=cfg.min_precision, fixed=cfg.fixed,
                                   max_background_far=cfg.max_background_far,
                                   f1_tolerance=cfg.f1_tolerance.get(label, 0.0),
-                                  within_tolerance=cfg.within_tolerance)
+                                  within_tolerance=cfg.within(label))
         negatives = y == 0
         fpr = float((proba[negatives, j] >= choice.threshold).mean()) if negatives.any() else None
         thresholds[label] = choice.threshold

@@ -45,6 +45,8 @@ def test_the_shipped_config_loads():
     (lambda r: r["features"].update(norm_power={"candidacy": 0.5}, norm_floor_quantile=None), "needs features.norm_f"),
     (lambda r: r["thresholds"].update(f1_tolerance={"candidacy": 1}), "f1_tolerance.candidacy must be from 0 to below"),
     (lambda r: r["thresholds"].update(f1_tolerance=0.01), "f1_tolerance must be a mapping"),
+    (lambda r: r["thresholds"].update(within_tolerance={"police": "lowest"}), "within_tolerance names 'police'"),
+    (lambda r: r["thresholds"].update(within_tolerance={"candidacy": "low"}), "must be one of"),
 ])
 def test_mistakes_are_named(tmp_path, change, message):
     path = write_params(tmp_path, change)
@@ -70,3 +72,14 @@ def test_a_stage_reports_a_broken_config_in_one_line(tmp_path, cli):
     assert result.returncode == 2
     lines = result.stderr.decode().strip().splitlines()
     assert lines == [f"error: {path}: train: C must be a number, got 'strong'"]
+
+
+def test_within_tolerance_is_one_rule_or_per_label(tmp_path):
+    def rules(value):
+        folder = tmp_path / str(value).replace(" ", "")
+        folder.mkdir()
+        params = load_params(write_params(folder, lambda r: r["thresholds"].update(within_tolerance=value)))
+        return [params.thresholds.within(label) for label in params.labels]
+
+    assert rules("highest") == ["highest", "highest"]
+    assert rules({"police_warning": "lowest"}) == ["middle", "lowest"]  # a label not listed: middle

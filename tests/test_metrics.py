@@ -39,6 +39,15 @@ def test_within_tolerance_takes_the_highest_or_the_middle_of_the_near_best_thres
     assert choose_threshold(Y, P, None, "max_f1", within_tolerance="middle") == choose_threshold(Y, P, None, "max_f1")
 
 
+def test_lowest_within_tolerance_takes_the_most_recall_false_alarms_allow():
+    lowest = choose_threshold(Y, P, None, "max_f1", f1_tolerance=0.2, within_tolerance="lowest")
+    assert 0.2 > lowest.threshold > 0.1  # of 0.2, 0.3, 0.4, 0.7: the lowest
+    background = np.array([0.25, 0.25] + [0.0] * 98)  # flagging at 0.2 or below would flag 2% of them
+    capped = choose_threshold(Y, P, background, "max_f1", max_background_far=0.01, f1_tolerance=0.2,
+                              within_tolerance="lowest")
+    assert 0.3 > capped.threshold > 0.25 and capped.background_far == 0.0
+
+
 def test_a_middle_threshold_moves_less_when_the_validation_posts_are_resampled():
     rng = np.random.default_rng(0)
     y = rng.random(3000) < 0.35
