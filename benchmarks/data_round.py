@@ -66,8 +66,9 @@ def main(argv: list[str]) -> None:
     featurizer = joblib.load(params.root_path(params.paths.featurizer))
     X = featurizer.transform(docs_of(table)).tocsr()
     writer = table["writer"].fillna("").to_numpy(dtype=object)
-    old, added, pool = np.flatnonzero(~np.isin(writer, [*new, ""])), np.flatnonzero(np.isin(writer, list(new))), \
-        np.flatnonzero(writer == "")
+    old = np.flatnonzero(~np.isin(writer, [*new, ""]))  # the other writers' posts: scored out of writer
+    added = np.flatnonzero(np.isin(writer, list(new)))
+    pool = np.flatnonzero(writer == "")  # background posts
     real = files.read_table(params.root_path(params.paths.prepared) / "real_dev.parquet")
     if len(real):
         real["tokens"] = [list(d.tokens) for d in make_segmenter(params).transform(real["norm"].tolist())]
@@ -80,8 +81,8 @@ def main(argv: list[str]) -> None:
     for label in params.labels:
         y, weight = table[label].to_numpy(), table["weight"].to_numpy()
         norm = make_norm(params, label)
-        norm = (lambda M: M) if norm == "passthrough" else clone(norm).fit(X).transform
-        Xn, Xr = norm(X), norm(X_real) if len(real) else None
+        normalised = (lambda M: M) if norm == "passthrough" else clone(norm).fit(X).transform
+        Xn, Xr = normalised(X), normalised(X_real) if len(real) else None
         for with_new in (False, True):
             out_of_writer, on_real = np.zeros(len(old)), []
             for fit_rows, held in folds:
