@@ -123,7 +123,6 @@ class Normalizer:
         self.aliases = tuple((str(alias), str(word)) for alias, word in aliases)
         self.html_entities = html_entities
         self.weibo_interface = weibo_interface
-        self._converter = None
 
     def settings(self) -> dict[str, Any]:
         """Everything that decides the output, as JSON-ready values."""
@@ -156,7 +155,7 @@ class Normalizer:
 
     def _to_simplified(self, texts: list[str]) -> list[str]:
         # One OpenCC call for the whole batch, joined by a character _clean has removed from every text.
-        t2s = self._t2s()
+        t2s = converter()
         parts = t2s.convert(_BATCH_SEPARATOR.join(texts)).split(_BATCH_SEPARATOR)
         if len(parts) != len(texts):  # never expected; keep rows aligned whatever OpenCC does
             parts = [t2s.convert(text) for text in texts]
@@ -196,12 +195,6 @@ class Normalizer:
             if self.join_cjk_spaces:
                 text = _CJK_SPACE.sub("", text)
         return _SPACE.sub(" ", text).strip()
-
-    def _t2s(self):
-        # The OpenCC converter is built on first use: it costs time, and a model may switch t2s off.
-        if self._converter is None:
-            self._converter = converter()
-        return self._converter
 
 
 @functools.lru_cache(maxsize=8)
