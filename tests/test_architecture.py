@@ -1,7 +1,8 @@
 """The layout docs/architecture.md describes: verbs (stages and commands) on top, nouns (library modules) below.
 
 A verb imports nouns only; a noun imports no verb; there is no import circle; no module runs as ``__main__``
-while others import it; modules stay short enough to read in one sitting.
+while others import it; modules stay short enough to read in one sitting; each DVC stage lists as dependencies
+exactly the project code it runs, so a change to that code reruns it.
 """
 
 import ast
@@ -25,10 +26,16 @@ def module_name(path) -> str:
 MODULES = {module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
 
 
+STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
+
+
+def stage_module(stage: dict) -> str:
+    return re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1)
+
+
 def verbs() -> set[str]:
     """Modules run as a stage (dvc.yaml), a console script (pyproject.toml) or ``python -m``."""
-    stages = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["stages"]
-    found = {re.search(r"python -m ([\w.]+)", stage["cmd"]).group(1) for stage in stages.values()}
+    found = {stage_module(stage) for stage in STAGES.values()}
     scripts = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]["scripts"]
     found |= {target.split(":")[0] for target in scripts.values()}
     found |= {name.removesuffix(".__main__") for name, path in MODULES.items()
@@ -94,3 +101,24 @@ def test_there_is_no_import_circle():
 def test_modules_are_short(name):
     lines = len(MODULES[name].read_text(encoding="utf-8").splitlines())
     assert lines <= MAX_LINES, f"{name}: {lines} lines"
+
+
+def runs(name: str) -> set[str]:
+    """The module and every project module it imports, transitively, as paths relative to the repository."""
+    seen, todo = set(), [name]
+    while todo:
+        module = todo.pop()
+        if module not in seen:
+            seen.add(module)
+            todo.extend(imports(module))
+    return {MODULES[module].relative_to(ROOT).as_posix() for module in seen}
+
+
+@pytest.mark.parametrize("name", sorted(STAGES))
+def test_each_stage_lists_the_code_it_runs(name):
+    stage = STAGES[name]
+    listed = {dep for dep in stage["deps"] if dep.startswith("pipeline/") and dep.endswith(".py")}
+    code = runs(stage_module(stage))
+    unlisted, unused = sorted(code - listed), sorted(listed - code)
+    assert not unlisted, f"dvc.yaml, stage {name}: add {unlisted} to deps, or a change there will not rerun it"
+    assert not unused, f"dvc.yaml, stage {name}: its deps list {unused}, which it never imports"
