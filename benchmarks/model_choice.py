@@ -77,9 +77,10 @@ OPTIONS: dict[str, dict] = {
     "middle_within_0.005_far_0.5%": {"thresholds.within_tolerance": "middle", "thresholds.max_background_far": 0.005},
     "lowest_within_far_cap": {"thresholds.within_tolerance": "lowest", "thresholds.max_background_far": 0.0005},
     "middle_within_far_cap": {"thresholds.within_tolerance": "middle", "thresholds.max_background_far": 0.0005},
-    "no_concepts": {"features.concepts": False},
+    "no_concepts": {"features.concepts": False, "features.concept_pairs": False},
+    "no_concept_pairs": {"features.concept_pairs": False},
     "no_scope": {"features.scope_window": 0},
-    "no_concepts_no_scope": {"features.concepts": False, "features.scope_window": 0},
+    "no_concepts_no_scope": {"features.concepts": False, "features.concept_pairs": False, "features.scope_window": 0},
     "scope_window_5": {"features.scope_window": 5},
 }
 

@@ -6,6 +6,11 @@ ordinary crime named by a word no writer used (聚赌, where the corpus says 盗
 what the model learns from the posts that use some of them carries over to the rest. The model still learns each
 concept's weight, per label, from the data; the table only says which words belong together.
 
+With ``pairs``, every two concepts found in the same post are a feature too (``<police>+<speech_cause>``): an
+n-gram model adds up the evidence of each word on its own, so a post that names the police, or speech, or an
+election, looks a little like a report of each; the pair says they were named together, which is what the guide's
+definitions ask for (an actor, an act and its cause; a person and a campaign act).
+
 Matching runs on the normalised text (:mod:`pipeline.text`): simplified characters, lower case, no punctuation,
 aliases written as the plain word; so terms are read in the same form and may not hold punctuation or spaces.
 """
@@ -14,6 +19,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from itertools import combinations
 from pathlib import Path
 
 import numpy as np
@@ -43,29 +49,34 @@ def read_concepts(path: str | Path) -> tuple[tuple[str, tuple[str, ...]], ...]:
 
 
 class ConceptMatcher:
-    """Finds which concepts each text has: one compiled alternation per concept."""
+    """Finds which concepts each text has: one compiled alternation per concept; with ``pairs``, also which two
+    concepts it has together (one column per pair, after the concepts' own, in :func:`itertools.combinations`
+    order)."""
 
-    def __init__(self, concepts: Sequence[tuple[str, Sequence[str]]]):
+    def __init__(self, concepts: Sequence[tuple[str, Sequence[str]]], pairs: bool = False):
         self.concepts = tuple((str(name), tuple(terms)) for name, terms in concepts)
+        self.pairs = pairs
         self._patterns = [re.compile("|".join(map(re.escape, sorted(terms, key=len, reverse=True))))
                           for _, terms in self.concepts]
+        self._pairs = list(combinations(range(len(self.concepts)), 2)) if pairs else []
 
     @property
     def names(self) -> list[str]:
-        return [NAME_FORMAT.format(name) for name, _ in self.concepts]
+        names = [NAME_FORMAT.format(name) for name, _ in self.concepts]
+        return names + [f"{names[a]}+{names[b]}" for a, b in self._pairs]
+
+    @property
+    def n_features(self) -> int:
+        return len(self.concepts) + len(self._pairs)
 
     def presence(self, texts: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(row, column) of every concept found, sorted by row, then column (words in scope count as written:
-        :mod:`pipeline.scope`)."""
+        """(row, column) of every concept (and pair) found, sorted by row, then column (words in scope count as
+        written: :mod:`pipeline.scope`)."""
         texts = [plain(text) for text in texts]
-        rows, columns = [], []
+        found = np.zeros((len(texts), len(self.concepts)), dtype=bool)
         for column, pattern in enumerate(self._patterns):
             search = pattern.search
-            found = [i for i, text in enumerate(texts) if search(text)]
-            rows.append(np.array(found, dtype=np.int64))
-            columns.append(np.full(len(found), column, dtype=np.int64))
-        if not rows:
-            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
-        row, column = np.concatenate(rows), np.concatenate(columns)
-        order = np.lexsort((column, row))
-        return row[order], column[order]
+            found[[i for i, text in enumerate(texts) if search(text)], column] = True
+        columns = [found] + [found[:, [a]] & found[:, [b]] for a, b in self._pairs]
+        row, column = np.nonzero(np.hstack(columns) if self._pairs else found)  # row-major: sorted as promised
+        return row.astype(np.int64), column.astype(np.int64)

@@ -110,6 +110,7 @@ class FeaturesConfig:
     norm_floor_quantile: float | None
     norm_power: dict[str, float]
     concepts: bool
+    concept_pairs: bool
     scope_window: int
 
     def power(self, label: str) -> float:
@@ -212,6 +213,8 @@ class Params:
                 raise UserError(f"{self.source}: features.norm_power.{label} must be from 0 to 1")
             if power != 1 and self.features.norm_floor_quantile is None:
                 raise UserError(f"{self.source}: features.norm_power needs features.norm_floor_quantile")
+        if self.features.concept_pairs and not self.features.concepts:
+            raise UserError(f"{self.source}: features.concept_pairs needs features.concepts")
         if self.features.scope_window < 0:
             raise UserError(f"{self.source}: features.scope_window must be 0 (off) or more")
         if self.train.C <= 0:

@@ -7,7 +7,8 @@ TF-IDF weighted blocks side by side:
 * ``chars``: character n-grams of the normalised text (:class:`CharNgramCounter`), robust to homophones,
   variant characters and segmentation errors.
 * ``concepts`` (``features.concepts``): one feature per class of words of ``configs/concepts.yaml``, present when
-  the post uses any of its words (:class:`ConceptCounter`, :mod:`pipeline.concepts`).
+  the post uses any of its words (:class:`ConceptCounter`, :mod:`pipeline.concepts`); with
+  ``features.concept_pairs``, one more for each two classes the post uses together.
 
 With ``features.scope_window``, the words after a negation, hypothetical or call are marked first
 (:mod:`pipeline.scope`), so the word and character n-grams in scope are features of their own.
@@ -165,21 +166,23 @@ class WordNgramCounter(_NgramCounter):
 
 
 class ConceptCounter(TransformerMixin, BaseEstimator):
-    """1 where a post's normalised text has one of a concept's terms (:mod:`pipeline.concepts`), else 0."""
+    """1 where a post's normalised text has one of a concept's terms (:mod:`pipeline.concepts`), else 0; with
+    ``pairs``, also 1 for each two concepts it has together."""
 
-    def __init__(self, concepts: tuple = ()):
+    def __init__(self, concepts: tuple = (), pairs: bool = False):
         self.concepts = concepts
+        self.pairs = pairs
 
     def fit(self, X, y=None):
         if not self.concepts:
             raise ValueError("no concepts to count")
-        self.matcher_ = ConceptMatcher(self.concepts)
+        self.matcher_ = ConceptMatcher(self.concepts, self.pairs)
         return self
 
     def transform(self, X) -> sp.csr_matrix:
         texts = [doc.text if isinstance(doc, Doc) else doc for doc in X]
         row, column = self.matcher_.presence(texts)
-        return sp.csr_matrix((np.ones(len(row)), (row, column)), shape=(len(texts), len(self.concepts)))
+        return sp.csr_matrix((np.ones(len(row)), (row, column)), shape=(len(texts), self.matcher_.n_features))
 
     def get_feature_names_out(self, input_features=None) -> np.ndarray:
         return np.array(self.matcher_.names, dtype=object)
@@ -230,7 +233,7 @@ def make_featurizer(params) -> Pipeline:
     if cfg.concepts:
         concepts = read_concepts(params.root_path(params.paths.concepts))
         blocks.append(("concepts", Pipeline([
-            ("count", ConceptCounter(concepts)),
+            ("count", ConceptCounter(concepts, cfg.concept_pairs)),
             ("tfidf", TfidfTransformer(sublinear_tf=cfg.sublinear_tf, norm=block_norm)),
         ])))
     marker = make_scope_marker(params)

@@ -33,8 +33,8 @@ from pipeline.text import Normalizer
 from pipeline.vectors import Block, ConceptBlock, Vectorizer
 
 FORMAT = "weibo-signals/model"
-FORMAT_VERSION = 3  # 2: a norm power per label; 3: concept features and scope marking
-READABLE_VERSIONS = (2, 3)  # a format-2 file is a format-3 file without either
+FORMAT_VERSION = 4  # 2: a norm power per label; 3: concept features and scope marking; 4: concept pairs
+READABLE_VERSIONS = (2, 3, 4)  # each an earlier format's file without what the later one added
 CARD_FORMAT = 2
 PACKAGE_ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = Path("models/model.npz")
@@ -65,7 +65,8 @@ def export(pipeline, card: dict) -> Model:
     concepts = None
     if "concepts" in blocks:
         concept_count, concept_tfidf = blocks["concepts"].named_steps["count"], blocks["concepts"].named_steps["tfidf"]
-        concepts = ConceptBlock(concept_count.matcher_.concepts, concept_tfidf.idf_.astype(np.float64))
+        concepts = ConceptBlock(concept_count.matcher_.concepts, concept_tfidf.idf_.astype(np.float64),
+                                concept_count.matcher_.pairs)
         if (concept_tfidf.sublinear_tf, concept_tfidf.norm) != (word_tfidf.sublinear_tf, word_tfidf.norm):
             raise ValueError("the concepts' block must be weighted and normalised as the n-gram blocks")
     vectorizer = Vectorizer(

@@ -1,8 +1,8 @@
 """A post's feature vector at scoring time, with NumPy only: the fitted featurizer's numbers, read from the model file.
 
 Training fits scikit-learn transformers (:mod:`pipeline.features`); the model file keeps what they learned as
-plain arrays (the vocabularies of n-gram codes, the word table, idf, the concepts' terms, the normalisation
-floor), and
+plain arrays (the vocabularies of n-gram codes, the word table, idf, the concepts' terms and whether their pairs
+count, the normalisation floor), and
 :class:`Vectorizer` computes the same vectors from them: counts, sublinear term frequency times idf, then each row
 divided by ``max(its L2 norm, floor)`` (or each block by its own L2 norm when there is no floor). A label with a
 norm power p below 1 divides by ``max(norm, floor) ** p * floor ** (1 - p)`` instead (:func:`norm_scale`): its
@@ -78,17 +78,25 @@ class Block:
 
 @dataclass
 class ConceptBlock:
-    """The concepts' block: each concept's terms (:mod:`pipeline.concepts`) and idf; a concept counts once."""
+    """The concepts' block: each concept's terms (:mod:`pipeline.concepts`) and idf (of each concept, then of
+    each pair when ``pairs``); a concept counts once."""
 
     concepts: tuple[tuple[str, tuple[str, ...]], ...]
     idf: np.ndarray
+    pairs: bool = False
 
     def __post_init__(self):
-        self.matcher = ConceptMatcher(self.concepts)
+        self.matcher = ConceptMatcher(self.concepts, self.pairs)
+        if self.idf.dtype.kind != "f" or len(self.idf) != self.matcher.n_features:
+            raise ValueError("concept_idf does not match the concepts")
+
+    @property
+    def width(self) -> int:
+        return self.matcher.n_features
 
     def vectors(self, texts: list[str]) -> SparseRows:
         row, column = self.matcher.presence(texts)
-        return SparseRows(len(texts), len(self.concepts), row, column, self.idf[column])  # tf 1: log(1) + 1
+        return SparseRows(len(texts), self.width, row, column, self.idf[column])  # tf 1: log(1) + 1
 
 
 class Vectorizer:
@@ -112,7 +120,7 @@ class Vectorizer:
 
     def _widths(self) -> list[int]:
         widths = [len(self.words.vocabulary), len(self.chars.vocabulary)]
-        return widths + [len(self.concepts.concepts)] if self.concepts is not None else widths
+        return widths + [self.concepts.width] if self.concepts is not None else widths
 
     def transform(self, texts: list[str], token_lists: list[tuple[str, ...]]) -> SparseRows:
         """The vectors of normalised texts and their tokens."""
@@ -154,6 +162,7 @@ class Vectorizer:
         return {"word_ngrams": list(self.words.ngram_range), "char_ngrams": list(self.chars.ngram_range),
                 "sublinear_tf": self.sublinear_tf, "floor": self.floor,
                 "concepts": None if concepts is None else [[name, list(terms)] for name, terms in concepts.concepts],
+                "concept_pairs": concepts is not None and concepts.pairs,
                 "scope": None if self.scope is None else self.scope.settings()}
 
     def arrays(self) -> dict[str, np.ndarray]:
@@ -165,16 +174,15 @@ class Vectorizer:
 
     @classmethod
     def from_file(cls, settings: dict[str, Any], arrays: dict[str, np.ndarray]) -> Vectorizer:
-        """The vectorizer of a model file (a format-2 file has no concepts and no scope marking)."""
+        """The vectorizer of a model file (a format-2 file has no concepts and no scope marking, a format-3 file no
+        concept pairs)."""
         scope = None
         if settings.get("scope") is not None:
             scope = ScopeMarker([str(cue) for cue in settings["scope"]["cues"]], int(settings["scope"]["window"]))
         concepts = None
         if settings.get("concepts") is not None:
             table = tuple((str(name), tuple(str(t) for t in terms)) for name, terms in settings["concepts"])
-            if arrays["concept_idf"].dtype.kind != "f" or len(arrays["concept_idf"]) != len(table):
-                raise ValueError("concept_idf does not match the concepts")
-            concepts = ConceptBlock(table, arrays["concept_idf"])
+            concepts = ConceptBlock(table, arrays["concept_idf"], bool(settings.get("concept_pairs", False)))
         return cls(words=Block(arrays["word_vocabulary"], arrays["word_idf"], tuple(settings["word_ngrams"])),
                    word_tokens=arrays["word_tokens"],
                    chars=Block(arrays["char_vocabulary"], arrays["char_idf"], tuple(settings["char_ngrams"])),

@@ -49,6 +49,15 @@ def test_every_concept_a_post_has_is_found_even_when_terms_overlap():
     assert matcher.names == ["<speech>", "<withdrawal>", "<none>"]
 
 
+def test_pairs_are_the_concepts_a_post_has_together():
+    matcher = ConceptMatcher([("police", ("民警",)), ("act", ("约谈",)), ("cause", ("微博",))], pairs=True)
+    row, column = matcher.presence(["民警约谈了发微博的人", "民警约谈", "发微博", "下午茶"])
+    assert list(zip(row.tolist(), column.tolist())) == [(0, 0), (0, 1), (0, 2), (0, 3), (0, 4), (0, 5),
+                                                        (1, 0), (1, 1), (1, 3), (2, 2)]
+    assert matcher.n_features == 6
+    assert matcher.names[3:] == ["<police>+<act>", "<police>+<cause>", "<act>+<cause>"]
+
+
 def test_the_exported_block_counts_what_the_fitted_counter_counts():
     concepts = (("crime", ("盗窃", "赌博")), ("police", ("民警", "派出所")))
     docs = [Doc("民警抓获盗窃嫌疑人", ()), Doc("被派出所叫去谈话", ()), Doc("下午茶", ())]
@@ -63,3 +72,19 @@ def test_the_exported_block_counts_what_the_fitted_counter_counts():
 def test_the_model_explains_a_post_by_its_concepts_too(tiny_model):
     names = tiny_model.feature_names()
     assert {"<police>", "<police_action>", "<ordinary_crime>"} <= set(names)
+
+
+def test_the_exported_block_counts_pairs_as_the_fitted_counter_does():
+    concepts = (("crime", ("盗窃", "赌博")), ("police", ("民警", "派出所")))
+    docs = [Doc("民警抓获盗窃嫌疑人", ()), Doc("被派出所叫去谈话", ()), Doc("下午茶", ())]
+    fitted = ConceptCounter(concepts, pairs=True).fit(docs).transform(docs).toarray()
+    block = ConceptBlock(concepts, np.array([2.0, 3.0, 5.0]), pairs=True).vectors([doc.text for doc in docs])
+    exported = np.zeros((3, 3))
+    exported[block.row, block.column] = block.value
+    np.testing.assert_array_equal(fitted, [[1, 1, 1], [0, 1, 0], [0, 0, 0]])
+    np.testing.assert_array_equal(exported, fitted * [2.0, 3.0, 5.0])
+
+
+def test_a_block_whose_idf_does_not_match_its_concepts_is_refused():
+    with pytest.raises(ValueError, match="concept_idf"):
+        ConceptBlock((("crime", ("盗窃",)), ("police", ("民警",))), np.array([2.0, 3.0]), pairs=True)

@@ -136,11 +136,12 @@ def test_no_vocabulary_entry_is_rarer_than_min_df_in_the_training_posts(real_mod
 
 
 def test_a_format_2_file_without_concepts_still_loads_and_scores(model_copy, tiny_model):
-    n_concepts = len(tiny_model.vectorizer.concepts.concepts)
+    n_concepts = tiny_model.vectorizer.concepts.width
 
     def version_2(arrays):  # the format before concepts: no concept block, nothing else changed
         meta = json.loads(arrays["meta"].tobytes())
         meta["vectorizer"].pop("concepts")
+        meta["vectorizer"].pop("concept_pairs")
         arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 2}).encode(), dtype=np.uint8)
         arrays["weights"] = np.ascontiguousarray(arrays["weights"][:, :-n_concepts])
         del arrays["concept_idf"]
@@ -150,6 +151,25 @@ def test_a_format_2_file_without_concepts_still_loads_and_scores(model_copy, tin
     assert old.vectorizer.concepts is None
     no_concept = ["今天天气不错，出去走走", "周末去看了场电影"]  # vectors without concepts are the same
     np.testing.assert_array_equal(old.predict_proba(no_concept), tiny_model.predict_proba(no_concept))
+
+
+def test_a_format_3_file_without_concept_pairs_still_loads_and_scores(model_copy, tiny_model):
+    concepts = tiny_model.vectorizer.concepts
+    assert concepts.pairs
+    n_pairs = concepts.width - len(concepts.concepts)
+
+    def version_3(arrays):  # the format before concept pairs: no pair columns, nothing else changed
+        meta = json.loads(arrays["meta"].tobytes())
+        meta["vectorizer"].pop("concept_pairs")
+        arrays["meta"] = np.frombuffer(json.dumps({**meta, "version": 3}).encode(), dtype=np.uint8)
+        arrays["weights"] = np.ascontiguousarray(arrays["weights"][:, :-n_pairs])
+        arrays["concept_idf"] = arrays["concept_idf"][:-n_pairs]
+
+    rewrite(model_copy, version_3)
+    old = model_file.load_model(model_copy)
+    assert not old.vectorizer.concepts.pairs and old.vectorizer.n_features == tiny_model.vectorizer.n_features - n_pairs
+    one_concept = ["今天天气不错，出去走走", "派出所门口的树开花了"]  # at most one concept: no pair, same vectors
+    np.testing.assert_array_equal(old.predict_proba(one_concept), tiny_model.predict_proba(one_concept))
 
 
 def test_concept_weights_that_do_not_fit_the_concepts_are_refused(model_copy):
