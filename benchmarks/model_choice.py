@@ -237,14 +237,26 @@ def main(argv: list[str]) -> None:
                                         "background FAR")]
     print("| " + " | ".join(header) + " |")
     print("|" + " --- |" * len(header), flush=True)
-    out_path = ROOT / "benchmarks" / "model_choice.json"
-    results = json.loads(out_path.read_text(encoding="utf-8")) if out_path.exists() else {}
     cache: dict = {}
     for name in names:
         result = run_option(name, base, cache, quick)
-        results[name] = result
         print(row(result, labels), flush=True)
-        out_path.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        record(ROOT / "benchmarks" / "model_choice.json", name, result)
+
+
+def record(path: Path, name: str, result: dict) -> None:
+    """Write one option's result into the JSON of all options. The file is read again just before, under a lock,
+    and replaced whole, so runs of different options at once keep each other's results."""
+    import fcntl
+    import os
+
+    with open(path.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        results[name] = result
+        partial = path.with_suffix(".json.partial")
+        partial.write_text(json.dumps(results, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+        os.replace(partial, path)
 
 
 if __name__ == "__main__":
