@@ -58,7 +58,8 @@ class ConceptMatcher:
         self.pairs = pairs
         self._patterns = [re.compile("|".join(map(re.escape, sorted(terms, key=len, reverse=True))))
                           for _, terms in self.concepts]
-        self._pairs = list(combinations(range(len(self.concepts)), 2)) if pairs else []
+        self._pairs = np.array(list(combinations(range(len(self.concepts)), 2)) if pairs else [],
+                               dtype=np.int64).reshape(-1, 2)
 
     @property
     def names(self) -> list[str]:
@@ -77,6 +78,7 @@ class ConceptMatcher:
         for column, pattern in enumerate(self._patterns):
             search = pattern.search
             found[[i for i, text in enumerate(texts) if search(text)], column] = True
-        columns = [found] + [found[:, [a]] & found[:, [b]] for a, b in self._pairs]
-        row, column = np.nonzero(np.hstack(columns) if self._pairs else found)  # row-major: sorted as promised
+        if len(self._pairs):
+            found = np.hstack([found, found[:, self._pairs[:, 0]] & found[:, self._pairs[:, 1]]])
+        row, column = np.nonzero(found)  # row-major: sorted as promised
         return row.astype(np.int64), column.astype(np.int64)

@@ -4,9 +4,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.scope import ScopeMarker, plain, read_cues, readable, shift
-from pipeline.segmenter import Doc
+from pipeline.segmenter import Doc, make_segmenter
 from tests.conftest import ROOT
 
 CUES = frozenset({"如果", "不", "应该"})
@@ -62,3 +63,19 @@ def test_the_model_marks_scope_and_names_marked_features_with_a_not_sign(tiny_mo
     assert tiny_model.vectorizer.scope is not None
     names = set(tiny_model.feature_names())
     assert any(name.startswith("¬") for name in names)
+
+
+@pytest.mark.parametrize("text, hypothetical", [
+    ("如果被约谈就不发了", True),
+    ("若被约谈就不发了", True),
+    ("若不是被约谈他早发了", False),  # "if it were not for": the summons happened
+    ("如果不是被约谈他早发了", False),
+    ("要不是被约谈他早发了", False),
+])
+def test_if_it_were_not_for_asserts_what_follows(text, hypothetical):
+    params = load_params(ROOT / "configs" / "params.yaml")
+    cues = read_cues(params.root_path(params.paths.scope_cues))
+    doc = make_segmenter(params).fit().transform([text])[0]
+    marked = ScopeMarker(cues, params.features.scope_window).mark(doc, frozenset(cues))
+    asserted = [token for token in marked.tokens if plain(token) == token]
+    assert any("约谈" in token for token in asserted) is not hypothetical
