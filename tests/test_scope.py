@@ -65,6 +65,14 @@ def test_the_model_marks_scope_and_names_marked_features_with_a_not_sign(tiny_mo
     assert any(name.startswith("¬") for name in names)
 
 
+@pytest.fixture(scope="module")
+def project_marking():
+    """The project's segmenter (user dictionary included), scope marker and cues."""
+    params = load_params(ROOT / "configs" / "params.yaml")
+    cues = read_cues(params.root_path(params.paths.scope_cues))
+    return make_segmenter(params).fit(), ScopeMarker(cues, params.features.scope_window), frozenset(cues)
+
+
 @pytest.mark.parametrize("text, hypothetical", [
     ("如果被约谈就不发了", True),
     ("若被约谈就不发了", True),
@@ -72,10 +80,8 @@ def test_the_model_marks_scope_and_names_marked_features_with_a_not_sign(tiny_mo
     ("如果不是被约谈他早发了", False),
     ("要不是被约谈他早发了", False),
 ])
-def test_if_it_were_not_for_asserts_what_follows(text, hypothetical):
-    params = load_params(ROOT / "configs" / "params.yaml")
-    cues = read_cues(params.root_path(params.paths.scope_cues))
-    doc = make_segmenter(params).fit().transform([text])[0]
-    marked = ScopeMarker(cues, params.features.scope_window).mark(doc, frozenset(cues))
+def test_if_it_were_not_for_asserts_what_follows(project_marking, text, hypothetical):
+    segmenter, marker, cues = project_marking
+    marked = marker.mark(segmenter.transform([text])[0], cues)
     asserted = [token for token in marked.tokens if plain(token) == token]
     assert any("约谈" in token for token in asserted) is not hypothetical
