@@ -58,31 +58,24 @@ def test_pairs_are_the_concepts_a_post_has_together():
     assert matcher.names[3:] == ["<police>+<act>", "<police>+<cause>", "<act>+<cause>"]
 
 
-def test_the_exported_block_counts_what_the_fitted_counter_counts():
+@pytest.mark.parametrize("pairs, idf, expected", [
+    (False, [2.0, 3.0], [[1, 1], [0, 1], [0, 0]]),
+    (True, [2.0, 3.0, 5.0], [[1, 1, 1], [0, 1, 0], [0, 0, 0]]),  # the third column: crime and police together
+])
+def test_the_exported_block_counts_what_the_fitted_counter_counts(pairs, idf, expected):
     concepts = (("crime", ("盗窃", "赌博")), ("police", ("民警", "派出所")))
     docs = [Doc("民警抓获盗窃嫌疑人", ()), Doc("被派出所叫去谈话", ()), Doc("下午茶", ())]
-    fitted = ConceptCounter(concepts).fit(docs).transform(docs).toarray()
-    block = ConceptBlock(concepts, np.array([2.0, 3.0])).vectors([doc.text for doc in docs])
-    exported = np.zeros((3, 2))
+    fitted = ConceptCounter(concepts, pairs).fit(docs).transform(docs).toarray()
+    block = ConceptBlock(concepts, np.array(idf), pairs).vectors([doc.text for doc in docs])
+    exported = np.zeros((3, len(idf)))
     exported[block.row, block.column] = block.value
-    np.testing.assert_array_equal(fitted, [[1, 1], [0, 1], [0, 0]])
-    np.testing.assert_array_equal(exported, fitted * [2.0, 3.0])
+    np.testing.assert_array_equal(fitted, expected)
+    np.testing.assert_array_equal(exported, fitted * idf)
 
 
 def test_the_model_explains_a_post_by_its_concepts_too(tiny_model):
     names = tiny_model.feature_names()
     assert {"<police>", "<police_action>", "<ordinary_crime>"} <= set(names)
-
-
-def test_the_exported_block_counts_pairs_as_the_fitted_counter_does():
-    concepts = (("crime", ("盗窃", "赌博")), ("police", ("民警", "派出所")))
-    docs = [Doc("民警抓获盗窃嫌疑人", ()), Doc("被派出所叫去谈话", ()), Doc("下午茶", ())]
-    fitted = ConceptCounter(concepts, pairs=True).fit(docs).transform(docs).toarray()
-    block = ConceptBlock(concepts, np.array([2.0, 3.0, 5.0]), pairs=True).vectors([doc.text for doc in docs])
-    exported = np.zeros((3, 3))
-    exported[block.row, block.column] = block.value
-    np.testing.assert_array_equal(fitted, [[1, 1, 1], [0, 1, 0], [0, 0, 0]])
-    np.testing.assert_array_equal(exported, fitted * [2.0, 3.0, 5.0])
 
 
 def test_a_block_whose_idf_does_not_match_its_concepts_is_refused():
