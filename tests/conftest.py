@@ -1,5 +1,5 @@
-"""Shared fixtures: the repository, a tiny project trained in-process, the real trained model, a CLI runner, and a
-copy of the repository after one real `dvc repro` on the tiny data."""
+"""Shared fixtures: the repository, a tiny project trained in-process, the project's segmenter, the real trained model,
+a CLI runner, and a copy of the repository after one real `dvc repro` on the tiny data."""
 
 from __future__ import annotations
 
@@ -127,6 +127,15 @@ def repro_project(tmp_path_factory) -> Path:
     repository_copy(folder)
     sh(BIN / "dvc", "repro", cwd=folder)
     return folder
+
+
+@pytest.fixture(scope="session")
+def project_segmenter():
+    """The project's segmenter, its user dictionary included, fitted once."""
+    from pipeline.config import load_params
+    from pipeline.segmenter import make_segmenter
+
+    return make_segmenter(load_params(ROOT / "configs" / "params.yaml")).fit()
 
 
 @pytest.fixture(scope="session")

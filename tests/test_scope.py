@@ -7,7 +7,7 @@ from hypothesis import strategies as st
 from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.scope import ScopeMarker, plain, read_cues, readable, shift
-from pipeline.segmenter import Doc, make_segmenter
+from pipeline.segmenter import Doc
 from tests.conftest import ROOT
 
 CUES = frozenset({"如果", "不", "应该"})
@@ -66,11 +66,11 @@ def test_the_model_marks_scope_and_names_marked_features_with_a_not_sign(tiny_mo
 
 
 @pytest.fixture(scope="module")
-def project_marking():
+def project_marking(project_segmenter):
     """The project's segmenter (user dictionary included), scope marker and cues."""
     params = load_params(ROOT / "configs" / "params.yaml")
     cues = read_cues(params.root_path(params.paths.scope_cues))
-    return make_segmenter(params).fit(), ScopeMarker(cues, params.features.scope_window), frozenset(cues)
+    return project_segmenter, ScopeMarker(cues, params.features.scope_window), frozenset(cues)
 
 
 @pytest.mark.parametrize("text, hypothetical", [

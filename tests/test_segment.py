@@ -8,15 +8,10 @@ import pytest
 
 from pipeline.config import load_params
 from pipeline.errors import UserError
-from pipeline.segmenter import Segmenter, make_segmenter, read_user_dict
+from pipeline.segmenter import Segmenter, read_user_dict
 from pipeline.text import URL, make_normalizer
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture(scope="module")
-def segmenter():
-    return make_segmenter(load_params(ROOT / "configs" / "params.yaml")).fit()
 
 
 @pytest.mark.parametrize("text, word", [
@@ -28,23 +23,23 @@ def segmenter():
     ("签了训诫书才放我走", "训诫书"),
     ("他以独立候选人身份参选", "独立候选人"),
 ])
-def test_domain_words_stay_whole(segmenter, text, word):
-    assert word in segmenter.tokens(text)
+def test_domain_words_stay_whole(project_segmenter, text, word):
+    assert word in project_segmenter.tokens(text)
 
 
-def test_one_character_words_survive(segmenter):
-    tokens = segmenter.tokens("又被约去喝茶了")
+def test_one_character_words_survive(project_segmenter):
+    tokens = project_segmenter.tokens("又被约去喝茶了")
     assert "被" in tokens and "约" in tokens
 
 
-def test_punctuation_is_dropped_and_placeholders_stay(segmenter):
-    tokens = segmenter.tokens(f"看! {URL} 太离谱,,")
+def test_punctuation_is_dropped_and_placeholders_stay(project_segmenter):
+    tokens = project_segmenter.tokens(f"看! {URL} 太离谱,,")
     assert URL in tokens
     assert "!" not in tokens and "," not in tokens
 
 
-def test_empty_text_has_no_tokens(segmenter):
-    assert segmenter.tokens("") == ()
+def test_empty_text_has_no_tokens(project_segmenter):
+    assert project_segmenter.tokens("") == ()
 
 
 def test_jieba_cache_goes_to_the_configured_folder(tmp_path):
@@ -53,11 +48,11 @@ def test_jieba_cache_goes_to_the_configured_folder(tmp_path):
     assert any(cache.glob("*.cache")), "jieba wrote no cache file in the configured folder"
 
 
-def test_settings_rebuild_the_same_segmenter(segmenter):
-    settings = json.loads(json.dumps(segmenter.settings()))  # as the model file stores them
-    clone = Segmenter.from_settings(settings, cache_dir=segmenter.cache_dir)
-    assert clone.settings() == segmenter.settings() and len(settings["user_words"]) > 0
-    assert clone.tokens("又被国保约谈了") == segmenter.tokens("又被国保约谈了")
+def test_settings_rebuild_the_same_segmenter(project_segmenter):
+    settings = json.loads(json.dumps(project_segmenter.settings()))  # as the model file stores them
+    clone = Segmenter.from_settings(settings, cache_dir=project_segmenter.cache_dir)
+    assert clone.settings() == project_segmenter.settings() and len(settings["user_words"]) > 0
+    assert clone.tokens("又被国保约谈了") == project_segmenter.tokens("又被国保约谈了")
 
 
 def test_unknown_backend_is_rejected():
