@@ -1,7 +1,6 @@
 """Segmentation (pipeline/segment.py): the domain dictionary, one-character words, the cache, the backends."""
 
 import json
-from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -10,8 +9,7 @@ from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.segmenter import Segmenter, read_user_dict
 from pipeline.text import URL, make_normalizer
-
-ROOT = Path(__file__).resolve().parent.parent
+from tests.conftest import ROOT
 
 
 @pytest.mark.parametrize("text, word", [
