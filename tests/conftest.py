@@ -130,12 +130,19 @@ def repro_project(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def project_segmenter():
-    """The project's segmenter, its user dictionary included, fitted once."""
+def project_params():
+    """The project's parameters, as configs/params.yaml sets them (frozen: no test can change them for another)."""
     from pipeline.config import load_params
+
+    return load_params(ROOT / "configs" / "params.yaml")
+
+
+@pytest.fixture(scope="session")
+def project_segmenter(project_params):
+    """The project's segmenter, its user dictionary included, fitted once."""
     from pipeline.segmenter import make_segmenter
 
-    return make_segmenter(load_params(ROOT / "configs" / "params.yaml")).fit()
+    return make_segmenter(project_params).fit()
 
 
 @pytest.fixture(scope="session")

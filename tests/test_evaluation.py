@@ -186,8 +186,8 @@ def test_plots_written_with_dvclive_read_back_unchanged(tmp_path):
         plots.read_label(tmp_path, "police_warning")
 
 
-def test_dvc_yaml_plots_name_the_files_evaluate_writes():
-    params = load_params(ROOT / "configs" / "params.yaml")
+def test_dvc_yaml_plots_name_the_files_evaluate_writes(project_params):
+    params = project_params
     entries = yaml.safe_load((ROOT / "dvc.yaml").read_text(encoding="utf-8"))["plots"]
     named = {file.replace("${paths.plots}", params.paths.plots) for entry in entries for config in entry.values()
              for file in config["y"]}

@@ -10,7 +10,6 @@ import numpy as np
 import pytest
 
 from pipeline import files, model_file, ngrams
-from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.segmenter import Doc
 from tests.conftest import ROOT
@@ -113,10 +112,10 @@ def test_loading_and_scoring_import_no_scikit_learn_scipy_or_pandas(tiny_model_p
     assert out.stdout.strip() == "[]"
 
 
-def test_no_vocabulary_entry_is_rarer_than_min_df_in_the_training_posts(real_model):
+def test_no_vocabulary_entry_is_rarer_than_min_df_in_the_training_posts(real_model, project_params):
     """Names and fragments of single posts (ours or the background pool's) must not be recoverable from the file:
     every word and character n-gram it keeps occurs in at least ``features.min_df`` training posts."""
-    params = load_params(ROOT / "configs" / "params.yaml")
+    params = project_params
     folder = params.root_path(params.paths.segmented)
     tables = [files.read_table(folder / f"{name}.parquet") for name in ("labeled", "background")]
     posts = [Doc(norm, tuple(tokens)) for table in tables

@@ -4,7 +4,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.scope import ScopeMarker, plain, read_cues, readable, shift
 from pipeline.segmenter import Doc
@@ -66,9 +65,9 @@ def test_the_model_marks_scope_and_names_marked_features_with_a_not_sign(tiny_mo
 
 
 @pytest.fixture(scope="module")
-def project_marking(project_segmenter):
+def project_marking(project_params, project_segmenter):
     """The project's segmenter (user dictionary included), scope marker and cues."""
-    params = load_params(ROOT / "configs" / "params.yaml")
+    params = project_params
     cues = read_cues(params.root_path(params.paths.scope_cues))
     return project_segmenter, ScopeMarker(cues, params.features.scope_window), frozenset(cues)
 

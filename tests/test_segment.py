@@ -5,7 +5,6 @@ import json
 import pandas as pd
 import pytest
 
-from pipeline.config import load_params
 from pipeline.errors import UserError
 from pipeline.segmenter import Segmenter, read_user_dict
 from pipeline.text import URL, make_normalizer
@@ -65,11 +64,11 @@ def test_user_dictionary_needs_frequencies(tmp_path):
         read_user_dict(path)
 
 
-def test_rjieba_matches_jieba_without_hmm_on_the_labeled_corpus():
+def test_rjieba_matches_jieba_without_hmm_on_the_labeled_corpus(project_params):
     """With the HMM off both backends share one dictionary, so every post segments identically, except where two
     routes are equally probable (谈谈谈 as 谈|谈谈 or 谈谈|谈): there the backends break the tie differently, and
     the posts hold the same words in another order."""
-    params = load_params(ROOT / "configs" / "params.yaml")
+    params = project_params
     files = sorted((ROOT / params.paths.labeled).glob("*.csv"))
     texts = pd.concat([pd.read_csv(f, dtype=str, keep_default_na=False)["text"] for f in files]).tolist()
     assert len(texts) > 100

@@ -12,13 +12,11 @@ norm = Normalizer().normalize
 
 
 @pytest.fixture(scope="module")
-def normalizer_drop():
+def normalizer_drop(project_params):
     """The normaliser as configs/params.yaml builds it: punctuation dropped, the alias table applied."""
-    from pipeline.config import load_params
     from pipeline.text import make_normalizer
-    from tests.conftest import ROOT
 
-    return make_normalizer(load_params(ROOT / "configs" / "params.yaml"))
+    return make_normalizer(project_params)
 
 
 def test_traditional_becomes_simplified():
