@@ -9,12 +9,12 @@ STAMP := $(VENV)/.installed
 export PATH := $(abspath $(BIN)):$(PATH)
 export DVC_NO_ANALYTICS := 1
 
-.PHONY: setup repro test test-fast bench clean-venv
+.PHONY: setup repro test test-fast bench lock clean-venv
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -c 'import sys; sys.exit("Python 3.11 or newer is needed, this is " + sys.version.split()[0]) if sys.version_info < (3, 11) else None'
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet -e '.[dev,dask]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev,dask]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -31,6 +31,16 @@ test-fast: $(STAMP)
 
 bench: repro
 	$(BIN)/python benchmarks/predict_throughput.py
+
+# constraints.txt anew: the newest versions pyproject.toml allows, resolved in a throwaway venv. Then `make repro`,
+# `make test`, and commit constraints.txt with the dvc.lock and reports it produced.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet -e '.[dev,dask]'
+	{ grep '^#' constraints.txt; .lock-venv/bin/python -m pip freeze --exclude-editable; } > constraints.new
+	mv constraints.new constraints.txt
+	rm -rf .lock-venv
 
 clean-venv:
 	rm -rf $(VENV)
