@@ -107,8 +107,11 @@ def check_kinds(frame: pd.DataFrame, params: Params) -> None:
                                 f"(data.kind_rules), got {first[label]}")
 
 
-def drop_unusable(frame: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, int]]:
-    """Drop empty posts and exact duplicates (same normalised text, same labels); conflicting duplicates fail."""
+def drop_unusable(frame: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.DataFrame, dict[str, int], dict[str, str]]:
+    """Drop empty posts and exact duplicates (same normalised text, same labels); conflicting duplicates fail.
+
+    Of the copies of a post, the one in the file read first is kept, whichever file is newer: the third value maps
+    each dropped copy's source to the kept one's, so a new file that takes an older file's post shows."""
     empty = frame["norm"].str.strip() == ""
     for source in frame.loc[empty, "source"]:
         log.warning("%s: empty post after normalisation, dropped", source)
@@ -120,9 +123,12 @@ def drop_unusable(frame: pd.DataFrame, labels: tuple[str, ...]) -> tuple[pd.Data
         sources = frame.loc[frame["norm"] == norm, "source"].tolist()
         raise UserError(f"the same post has different labels in {' and '.join(sources)}")
     duplicated = frame.duplicated("norm", keep="first")
-    for source in frame.loc[duplicated, "source"]:
-        log.warning("%s: exact duplicate of an earlier post, dropped", source)
-    return frame[~duplicated].copy(), {"empty": int(empty.sum()), "exact_duplicate": int(duplicated.sum())}
+    kept = frame.groupby("norm")["source"].transform("first")
+    kept_copy = dict(zip(frame.loc[duplicated, "source"], kept[duplicated], strict=True))
+    for source, original in kept_copy.items():
+        log.warning("%s: exact duplicate of %s, dropped", source, original)
+    counts = {"empty": int(empty.sum()), "exact_duplicate": int(duplicated.sum())}
+    return frame[~duplicated].copy(), counts, kept_copy
 
 
 def assign_ids(frame: pd.DataFrame) -> pd.Series:
@@ -135,15 +141,17 @@ def assign_ids(frame: pd.DataFrame) -> pd.Series:
     return ids
 
 
-def read_posts(csv_files: list[Path], params: Params, normalizer: Normalizer) -> tuple[pd.DataFrame, int, dict]:
-    """Labeled CSV files read, checked, normalised and de-duplicated, with ids."""
+def read_posts(csv_files: list[Path], params: Params,
+               normalizer: Normalizer) -> tuple[pd.DataFrame, int, dict[str, int], dict[str, str]]:
+    """Labeled CSV files read, checked, normalised and de-duplicated, with ids; the rows read, the counts of rows
+    dropped, and each exact duplicate dropped with the copy kept (see :func:`drop_unusable`)."""
     frame = pd.concat([read_labeled_file(path, params) for path in csv_files], ignore_index=True)
     raw_rows = len(frame)
     check_kinds(frame, params)
     frame["norm"] = normalizer.transform(frame["text"])
-    frame, dropped = drop_unusable(frame, params.labels)
+    frame, dropped, kept_copy = drop_unusable(frame, params.labels)
     frame["id"] = assign_ids(frame)
-    return frame.reset_index(drop=True), raw_rows, dropped
+    return frame.reset_index(drop=True), raw_rows, dropped, kept_copy
 
 
 def read_challenge(params: Params, normalizer: Normalizer, labeled: pd.DataFrame) -> tuple[pd.DataFrame, dict]:
@@ -154,7 +162,7 @@ def read_challenge(params: Params, normalizer: Normalizer, labeled: pd.DataFrame
     columns = ["id", "source", "writer", "text", "norm", "kind", *params.labels]
     if not csv_files:
         return pd.DataFrame(columns=columns), {"present": False, "posts": 0}
-    frame, raw_rows, dropped = read_posts(csv_files, params, normalizer)
+    frame, raw_rows, dropped, kept_copy = read_posts(csv_files, params, normalizer)
     groups = near_duplicate_groups(labeled["norm"].tolist() + frame["norm"].tolist(),
                                    params.data.near_duplicate_threshold)
     overlap = np.isin(groups[len(labeled):], groups[: len(labeled)])
@@ -162,7 +170,8 @@ def read_challenge(params: Params, normalizer: Normalizer, labeled: pd.DataFrame
         log.warning("challenge %s: near-duplicate of a labeled post, left out", source)
     frame = frame[~overlap]
     info = {"present": True, "files": [p.name for p in csv_files], "rows_read": raw_rows,
-            "rows_dropped": {**dropped, "near_duplicate_of_labeled": int(overlap.sum())}, "posts": int(len(frame)),
+            "rows_dropped": {**dropped, "near_duplicate_of_labeled": int(overlap.sum())}, "exact_duplicates": kept_copy,
+            "posts": int(len(frame)),
             "labels": {label: int(frame[label].sum()) for label in params.labels},
             "writers": per_writer(frame, params.labels)}
     return frame[columns].reset_index(drop=True), info
@@ -269,7 +278,7 @@ def prepare(params: Params) -> tuple[dict[str, pd.DataFrame], dict]:
     """The prepared tables (labeled, background, challenge) and the data summary."""
     csv_files = labeled_files(params.root_path(params.paths.labeled))
     normalizer = make_normalizer(params)
-    frame, raw_rows, dropped = read_posts(csv_files, params, normalizer)
+    frame, raw_rows, dropped, kept_copy = read_posts(csv_files, params, normalizer)
     frame["group"] = near_duplicate_groups(frame["norm"].tolist(), params.data.near_duplicate_threshold)
     frame["split"] = split_labeled(frame, params)
     background, background_info = read_background(params, normalizer)
@@ -277,6 +286,7 @@ def prepare(params: Params) -> tuple[dict[str, pd.DataFrame], dict]:
     real_dev, real_dev_info = read_real_dev(params, normalizer)
     columns = ["id", "source", "writer", "text", "norm", "kind", *params.labels, "group", "split"]
     summary = summarize(frame, params, csv_files, dropped, raw_rows, background_info)
+    summary["exact_duplicates"] = kept_copy
     summary["challenge"] = challenge_info
     summary["real_dev"] = real_dev_info
     return {"labeled": frame[columns], "background": background, "challenge": challenge,

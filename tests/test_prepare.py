@@ -64,12 +64,16 @@ def test_near_duplicate_groups_link_transitively():
     assert groups[0] == groups[1] != groups[2]
 
 
-def test_exact_duplicates_with_the_same_labels_are_dropped_and_counted(project):
+def test_exact_duplicates_with_the_same_labels_are_dropped_and_counted(project, caplog):
     add_file(project, "dup.csv", HEADER + "周末约了老同学去茶馆喝茶，聊了一下午。,0,0,hard_neg_tea\n")
     tables, summary = prepare(load_params(project))
     labeled = tables["labeled"]
     assert summary["rows_dropped"]["exact_duplicate"] == 1
     assert (labeled["text"] == "周末约了老同学去茶馆喝茶，聊了一下午。").sum() == 1
+    # dup.csv is read before tiny.csv, so its copy is kept even though the file is new: the summary and the log
+    # say which post took which.
+    assert summary["exact_duplicates"] == {"tiny.csv#42": "dup.csv#1"}
+    assert "tiny.csv#42: exact duplicate of dup.csv#1, dropped" in caplog.text
 
 
 def test_duplicates_with_conflicting_labels_are_an_error(project):
