@@ -17,8 +17,7 @@ from pipeline.config import load_params
 from tests.conftest import ROOT
 from tests.test_evaluation import LEXICON, SETTINGS, TEST, RuleModel, posts
 
-PARAMS = load_params(ROOT / "configs" / "params.yaml")
-LABELS = list(PARAMS.labels)
+LABELS = RuleModel.labels
 HOSTILE = '<script>alert("x")</script>'
 PIXEL = charts.Chart("data:image/png;base64,iVBORw0KGgo=", "chart", 440)
 SUMMARY = {"posts": 1234, "rows_read": 1240, "rows_dropped": {"empty": 4, "duplicate": 2}, "traditional_share": 0.1,
@@ -53,6 +52,12 @@ def report_data(challenge: pd.DataFrame, real: pd.DataFrame, errors: pd.DataFram
                                   charts={label: [PIXEL] * 4 for label in LABELS})
 
 
+@pytest.fixture(scope="module")
+def params():
+    """The project's own configuration: the report is rendered as `dvc repro` renders it."""
+    return load_params(ROOT / "configs" / "params.yaml")
+
+
 CHALLENGE = posts([("我宣布参选", 1, 0), ("被约谈", 0, 1), ("宣布开业", 0, 0), ("今天散步", 0, 0)],
                   writer=[HOSTILE, HOSTILE, "li", "li"])
 REAL = posts([("我宣布参选", 1, 0), ("我要参选", 1, 0), ("约谈", 0, 1)], ambiguous=[False, True, False])
@@ -63,8 +68,8 @@ def text(page: str) -> str:
     return re.sub(r"\s+", " ", page)
 
 
-def test_every_section_is_rendered():
-    page = text(report_page.render(PARAMS, report_data(CHALLENGE, REAL)))
+def test_every_section_is_rendered(params):
+    page = text(report_page.render(params, report_data(CHALLENGE, REAL)))
     for section in ("headline", "label-candidacy", "label-police_warning", "real", "challenge", "data", "reading"):
         assert len(re.findall(rf'<section[^>]* id="{section}"', page)) == 1, section
     headline = re.search(r'<table class="headline">(.*?)</table>', page, re.S).group(1)
@@ -84,9 +89,9 @@ def test_every_section_is_rendered():
     assert "我宣布参选" not in page.split('id="real"')[1]  # real posts: figures only, never text
 
 
-def test_absent_corpora_say_not_measured():
+def test_absent_corpora_say_not_measured(params):
     empty = TEST[:0]
-    page = text(report_page.render(PARAMS, report_data(CHALLENGE[:0], REAL[:0], errors=pd.DataFrame(
+    page = text(report_page.render(params, report_data(CHALLENGE[:0], REAL[:0], errors=pd.DataFrame(
         columns=["label", "error", "prob", "threshold", "gold", "kind", "id", "text"]), background=empty)))
     assert "not measured: no challenge posts" in page
     assert "not measured: the real development posts" in page
@@ -95,10 +100,10 @@ def test_absent_corpora_say_not_measured():
     assert "not measured</td></tr>" in page  # the expected flags per 10,000 posts
 
 
-def test_hostile_text_is_escaped():
+def test_hostile_text_is_escaped(params):
     errors = pd.DataFrame([{"label": "candidacy", "error": "false_positive", "prob": 0.9, "threshold": 0.5,
                             "gold": 0, "kind": HOSTILE, "id": "x", "text": HOSTILE + "<img src=x onerror=alert(1)>"}])
-    page = report_page.render(PARAMS, report_data(CHALLENGE, REAL, errors=errors))
+    page = report_page.render(params, report_data(CHALLENGE, REAL, errors=errors))
     assert "<script" not in page and "<img src=x" not in page
     escaped = "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt;"
     # In a mistake's post and kind, a feature, a challenge writer's name and a kind of labeled post.
@@ -106,11 +111,11 @@ def test_hostile_text_is_escaped():
     assert "&lt;img src=x onerror=alert(1)&gt;" in page
 
 
-def test_a_renamed_metrics_key_fails_loudly():
+def test_a_renamed_metrics_key_fails_loudly(params):
     data = report_data(CHALLENGE, REAL)
     metrics = {**data.metrics, "macro": {"model": {}, "keyword": {}}}
     with pytest.raises(jinja2.UndefinedError, match="'f1'"):
-        report_page.render(PARAMS, dataclasses.replace(data, metrics=metrics))
+        report_page.render(params, dataclasses.replace(data, metrics=metrics))
 
 
 def test_charts_are_inline_pngs():
