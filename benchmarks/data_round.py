@@ -62,7 +62,7 @@ def main(argv: list[str]) -> None:
     if not new or missing:
         sys.exit(f"usage: data_round.py WRITER...: name writers of data/labeled/ (not found: {', '.join(missing)})")
     table = pd.concat([training_table(labeled, background, "train", params),
-                       labeled[labeled["split"] == "validation"].assign(weight=1.0)], ignore_index=True)
+                       labeled[labeled["split"] == "val"].assign(weight=1.0)], ignore_index=True)
     featurizer = joblib.load(params.root_path(params.paths.featurizer))
     X = featurizer.transform(docs_of(table)).tocsr()
     writer = table["writer"].fillna("").to_numpy(dtype=object)
