@@ -43,7 +43,6 @@ def ranking(y: np.ndarray, score: np.ndarray) -> str:
 
 def main(argv: list[str]) -> None:
     import joblib
-    import pandas as pd
     from sklearn.base import clone
     from sklearn.model_selection import GroupKFold
 
@@ -61,8 +60,7 @@ def main(argv: list[str]) -> None:
     missing = sorted(new - set(labeled["writer"]))
     if not new or missing:
         sys.exit(f"usage: data_round.py WRITER...: name writers of data/labeled/ (not found: {', '.join(missing)})")
-    table = pd.concat([training_table(labeled, background, "train", params),
-                       labeled[labeled["split"] == "val"].assign(weight=1.0)], ignore_index=True)
+    table = training_table(labeled, background, params, ("train", "val"))
     featurizer = joblib.load(params.root_path(params.paths.featurizer))
     X = featurizer.transform(docs_of(table)).tocsr()
     writer = table["writer"].fillna("").to_numpy(dtype=object)

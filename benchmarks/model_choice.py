@@ -82,6 +82,7 @@ OPTIONS: dict[str, dict] = {
     "no_scope": {"features.scope_window": 0},
     "no_concepts_no_scope": {"features.concepts": False, "features.concept_pairs": False, "features.scope_window": 0},
     "scope_window_5": {"features.scope_window": 5},
+    "held_out_validation": {"train.validation": "held_out"},
 }
 
 

@@ -125,8 +125,17 @@ class TrainConfig:
     calibration: Literal["sigmoid"]  # the model file holds sigmoid (Platt) calibration only
     calibration_folds: int
     calibration_groups: Literal["writer", "post"]
+    validation: Literal["held_out", "cross_fitted"]
     max_iter: int
     seed: int
+
+    def fitted_splits(self) -> tuple[str, ...]:
+        """The labeled splits the classifiers are fitted on (background posts: the training split alone)."""
+        return ("train", "val") if self.validation == "cross_fitted" else ("train",)
+
+    def threshold_splits(self) -> tuple[str, ...]:
+        """The labeled splits whose posts the thresholds are chosen on."""
+        return ("train", "val") if self.validation == "cross_fitted" else ("val",)
 
 
 WithinTolerance = Literal["highest", "middle", "lowest"]
@@ -219,6 +228,9 @@ class Params:
             raise UserError(f"{self.source}: features.scope_window must be 0 (off) or more")
         if self.train.C <= 0:
             raise UserError(f"{self.source}: train.C must be positive")
+        if self.train.validation == "cross_fitted" and self.train.calibration_groups != "writer":
+            raise UserError(f"{self.source}: train.validation cross_fitted needs train.calibration_groups writer "
+                            "(each post is scored by the fold that never saw its writer)")
 
     def root_path(self, relative: str) -> Path:
         """A path from the config, resolved against the folder holding ``configs/``."""

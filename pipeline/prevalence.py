@@ -3,7 +3,8 @@
 The share of posts the model flags is biased: it misses some positives (recall below 1) and flags some negatives
 (the false-alarm rate). Adjusted classify-and-count (ACC) corrects it,
 ``(flagged share - false-alarm rate) / (recall - false-alarm rate)``, with the rates the model card records
-(recall on the validation split; false alarms on held-out background posts, else on labeled validation negatives).
+(recall on the posts the thresholds were chosen on; false alarms on held-out background posts, else on the
+labeled negatives among those posts).
 
 The interval carries three uncertainties: which of the input's posts the model happens to get right (the flagged
 count given the input's positives), and the two error rates, each estimated from a finite count. It is a
@@ -232,7 +233,7 @@ def _positive(prevalence) -> float:
 
 def training_prior(card: dict, label: str) -> float | None:
     """The label's share of the training weight, as the calibrated probabilities learnt it: labeled positives (the
-    validation split's positive share times the labeled training posts) over the labeled posts plus the weighted
+    threshold posts' positive share times the labeled training posts) over the labeled posts plus the weighted
     background posts. None when the card does not say."""
     data, validation = card.get("data", {}), card.get("validation", {}).get(label, {})
     labeled, background = data.get("train_labeled"), data.get("train_background", 0)

@@ -1,14 +1,15 @@
 """Training: one calibrated linear classifier per label, the export checked, thresholds chosen on validation.
 
 The classifiers are fitted on the features of the training split (labeled posts plus background posts,
-which count as negatives for every label, weighted by ``background.weight``). Each label's logistic
-regression uses balanced class weights, and its probabilities are calibrated with Platt scaling over
-cross-validated folds (:mod:`pipeline.recipe`), which with ``train.calibration_groups`` writer hold whole writers
-out (:func:`pipeline.splits.writer_folds`). The fitted pipeline is then exported as plain numbers
-(:mod:`pipeline.model_file`) and the export checked against it on every labeled post; the decision threshold of
-each label is chosen on the validation split by ``thresholds.rule`` with the exported model, which is what
-``evaluate`` and ``predict`` load; with writer folds, each labeled validation post is scored by the fold that
-never saw its writer, as the model scores a new writer's posts.
+which count as negatives for every label, weighted by ``background.weight``), and with ``train.validation``
+cross_fitted on the labeled validation posts too. Each label's logistic regression uses balanced class weights,
+and its probabilities are calibrated with Platt scaling over cross-validated folds (:mod:`pipeline.recipe`), which
+with ``train.calibration_groups`` writer hold whole writers out (:func:`pipeline.splits.writer_folds`). The fitted
+pipeline is then exported as plain numbers (:mod:`pipeline.model_file`) and the export checked against it on every
+labeled post. The decision threshold of each label is chosen by ``thresholds.rule`` with the exported model, which
+is what ``evaluate`` and ``predict`` load: on the validation split (held_out) or on every labeled post fitted on
+(cross_fitted). With writer folds, each of those posts is scored by the fold that never saw its writer, as the
+model scores a new writer's posts; the background validation posts, never fitted on, bound the false alarms.
 """
 
 from __future__ import annotations
@@ -36,14 +37,17 @@ log = logging.getLogger(__name__)
 EXPORT_TOLERANCE = 1e-9
 
 
-def training_table(labeled: pd.DataFrame, background: pd.DataFrame, split: str, params: Params) -> pd.DataFrame:
-    """The split's labeled posts and background posts, with a sample weight column.
+def training_table(labeled: pd.DataFrame, background: pd.DataFrame, params: Params,
+                   splits: tuple[str, ...] | None = None) -> pd.DataFrame:
+    """The labeled posts of ``splits`` (default: ``train.validation``'s, :meth:`TrainConfig.fitted_splits`) and the
+    background posts of the training split, with a sample weight column.
 
     Background posts are negatives for every label, weighted ``background.weight`` (0: left out), except those
     labeled by id (``paths.background_labels``): real posts with their own labels, at full weight.
     """
-    ours = labeled[labeled["split"] == split].assign(weight=1.0, origin="labeled")
-    theirs = background[background["split"] == split]
+    splits = params.train.fitted_splits() if splits is None else splits
+    ours = labeled[labeled["split"].isin(splits)].assign(weight=1.0, origin="labeled")
+    theirs = background[background["split"] == "train"]
     theirs = theirs.assign(weight=np.where(theirs["labeled"], 1.0, params.background.weight), origin="background",
                            writer="")
     theirs = theirs[theirs["weight"] > 0]
@@ -75,7 +79,7 @@ def train(params: Params, labeled: pd.DataFrame, background: pd.DataFrame, featu
     """The fitted pipeline and what to record of its training; with ``train.calibration_groups`` writer, that
     includes ``writer_folds``: the calibrated fold that never saw each writer (for :func:`validate`)."""
     labels = list(params.labels)
-    table = training_table(labeled, background, "train", params)
+    table = training_table(labeled, background, params)
     for label in labels:
         positives = int(table[label].sum())
         if positives < params.train.calibration_folds or positives == len(table):
@@ -108,15 +112,18 @@ def check_export(pipeline: Pipeline, model: Model, texts: list[str]) -> float:
 def validation_scores(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
                       writer_folds: dict[str, int] | None = None
                       ) -> tuple[pd.DataFrame, np.ndarray, pd.DataFrame, np.ndarray | None]:
-    """The posts thresholds are chosen on and the model's scores for them: the labeled validation posts and the
-    background posts labeled by id as positives (real text), with their probabilities; and the other background
-    validation posts, which bound the false-alarm rate, with theirs (None without background posts).
+    """The posts thresholds are chosen on and the model's scores for them: the labeled posts of
+    :meth:`TrainConfig.threshold_splits` and the background validation posts labeled by id as positives (real
+    text), with their probabilities; and the other background validation posts, which bound the false-alarm
+    rate, with theirs (None without background posts).
 
-    With ``writer_folds`` (writer -> the calibrated fold that never saw them: :func:`train`), a labeled
-    validation post is scored by that fold alone, as the model scores a writer it never saw; the rest by the
-    whole model."""
+    With ``writer_folds`` (writer -> the calibrated fold that never saw them: :func:`train`), a labeled post is
+    scored by that fold alone, as the model scores a writer it never saw; the rest by the whole model."""
+    if params.train.validation == "cross_fitted" and not writer_folds:
+        raise ValueError("cross-fitted thresholds need the writer folds of training: the posts were fitted on")
     in_val = background["split"] == "val"
-    val = pd.concat([labeled[labeled["split"] == "val"], background[in_val & background["labeled"]]])
+    val = pd.concat([labeled[labeled["split"].isin(params.train.threshold_splits())],
+                     background[in_val & background["labeled"]]])
     # Scored from raw text through the whole saved pipeline: the same path predict takes; each post once, by the
     # fold that never saw its writer, or else (no writer folds, a background post) by the whole model.
     texts = val["text"].to_numpy(dtype=object)
@@ -135,7 +142,7 @@ def validation_scores(params: Params, model: Model, labeled: pd.DataFrame, backg
 
 def validate(params: Params, model: Model, labeled: pd.DataFrame, background: pd.DataFrame,
              writer_folds: dict[str, int] | None = None) -> tuple[dict, dict]:
-    """Choose each label's threshold on the validation split (:func:`validation_scores`); return thresholds and
+    """Choose each label's threshold on the validation posts (:func:`validation_scores`); return thresholds and
     validation scores."""
     val, proba, bg_val, bg_proba = validation_scores(params, model, labeled, background, writer_folds)
     cfg = params.thresholds

@@ -38,6 +38,7 @@ def tiny_project(folder: Path, background: bool = True, **overrides) -> Path:
     params["background"]["val_share"] = 0.25
     params["train"]["calibration_folds"] = 3
     params["train"]["calibration_groups"] = "post"  # the fixture is one writer's file
+    params["train"]["validation"] = "held_out"  # cross-fitting needs writer folds
     params["features"]["min_df"] = 1
     params["evaluate"]["bootstrap"] = 100
     for dotted, value in overrides.items():

@@ -67,11 +67,16 @@ def test_one_folds_probabilities_average_to_the_models(tiny_model):
         tiny_model.fold_proba(posts, folds)
 
 
-@pytest.fixture(scope="module")
-def writers_project(tmp_path_factory):
-    """The tiny project with its posts spread over four writers, trained with writer folds."""
+# train.validation -> the labeled splits fitted on, and those the thresholds are chosen on
+SPLITS = {"held_out": ({"train"}, {"val"}), "cross_fitted": ({"train", "val"}, {"train", "val"})}
+
+
+@pytest.fixture(scope="module", params=sorted(SPLITS))
+def writers_project(request, tmp_path_factory):
+    """The tiny project with its posts spread over four writers, trained with writer folds, held out or
+    cross-fitted."""
     folder = tmp_path_factory.mktemp("writers")
-    params_path = tiny_project(folder, train__calibration_groups="writer")
+    params_path = tiny_project(folder, train__calibration_groups="writer", train__validation=request.param)
     labeled = folder / "data" / "labeled" / "tiny.csv"
     frame = pd.read_csv(labeled)
     frame["writer"] = [WRITERS[i % 4] for i in range(len(frame))]  # a writer column: four writers in one file
@@ -87,6 +92,22 @@ def test_the_card_says_which_fold_held_out_each_writer(writers_project):
     assert sorted(card["data"]["writer_folds"]) == WRITERS[:4]
     assert set(card["data"]["writer_folds"].values()) <= {0, 1, 2}
     assert len(set(card["data"]["writer_folds"].values())) == 3
+
+
+def test_the_classifiers_are_fitted_on_the_splits_train_validation_names(writers_project):
+    from pipeline.data import segmented_tables
+
+    params, card, _ = writers_project
+    labeled, background = segmented_tables(params)
+    fitted, _ = SPLITS[params.train.validation]
+    assert card["data"]["train_labeled"] == labeled["split"].isin(fitted).sum()
+    assert card["data"]["train_background"] == (background["split"] == "train").sum()
+
+
+def test_cross_fitting_without_writer_folds_is_a_one_line_error(tmp_path):
+    params_path = tiny_project(tmp_path, train__validation="cross_fitted")  # calibration_groups: post
+    with pytest.raises(UserError, match="cross_fitted needs train.calibration_groups writer"):
+        load_params(params_path)
 
 
 def test_validation_posts_are_scored_by_the_fold_that_never_saw_their_writer(writers_project):
@@ -105,7 +126,9 @@ def test_validation_posts_are_scored_by_the_fold_that_never_saw_their_writer(wri
 
     model.fold_proba = recorded
     thresholds, _ = validate(params, model, labeled, background, held_out)
-    val = labeled[labeled["split"] == "val"]
+    _, chosen_on = SPLITS[params.train.validation]
+    val = labeled[labeled["split"].isin(chosen_on)]
+    assert val["split"].nunique() == len(chosen_on)
     for fold in set(held_out.values()):
         writers = [w for w, k in held_out.items() if k == fold]
         assert sorted(scored.get(fold, [])) == sorted(val.loc[val["writer"].isin(writers), "text"])

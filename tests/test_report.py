@@ -118,6 +118,15 @@ def test_a_renamed_metrics_key_fails_loudly(params):
         report_page.render(params, dataclasses.replace(data, metrics=metrics))
 
 
+def test_the_page_says_which_posts_the_thresholds_were_chosen_on(params):
+    data = report_data(CHALLENGE, REAL)
+    held_out = text(report_page.render(params, data))
+    cross_fitted = text(report_page.render(params, dataclasses.replace(
+        data, card={**CARD, "params": {"train": {"validation": "cross_fitted"}}})))
+    assert held_out.count("on the validation split") == len(LABELS)
+    assert cross_fitted.count("each scored by the calibration fold that never saw its writer") == len(LABELS)
+
+
 def test_charts_are_inline_pngs():
     y = np.array([1, 0, 1, 0, 0])
     frames = {"pr": pd.DataFrame({"recall": [0, 0.5, 1], "model": [1, 1, 0.6], "keyword": [1, 0.5, 0.4]}),
