@@ -1,23 +1,22 @@
 """constraints.txt pins what `make` installs: every requirement of pyproject.toml, at a version it allows."""
 
 import tomllib
-from pathlib import Path
 
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.conftest import ROOT
+
+
+def pin_lines() -> list[str]:
+    """The lines of constraints.txt that pin a package (not comments or blank lines)."""
+    lines = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
+    return [line for line in lines if line.strip() and not line.startswith("#")]
 
 
 def pins() -> dict[str, Version]:
-    lines = (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
-    out = {}
-    for line in lines:
-        if line.strip() and not line.startswith("#"):
-            name, version = line.split("==")
-            out[canonicalize_name(name)] = Version(version)
-    return out
+    return {canonicalize_name(name): Version(version) for name, version in (line.split("==") for line in pin_lines())}
 
 
 def requirements() -> list[Requirement]:
@@ -35,7 +34,6 @@ def test_every_requirement_is_pinned_within_its_range():
 
 
 def test_pins_are_exact_and_unique():
-    lines = [line for line in (ROOT / "constraints.txt").read_text(encoding="utf-8").splitlines()
-             if line.strip() and not line.startswith("#")]
+    lines = pin_lines()
     assert all(line.count("==") == 1 and ";" not in line and " " not in line for line in lines)
     assert len(pins()) == len(lines)
